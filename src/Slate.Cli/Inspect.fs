@@ -1,0 +1,3 @@
+module Slate.Cli.Inspect
+
+let placeholder = ()

@@ -1,0 +1,4 @@
+module Slate.Cli.Program
+
+[<EntryPoint>]
+let main _ = 0

@@ -1,0 +1,5 @@
+module Slate.Properties.BlockProps
+
+open Expecto
+
+let allTests = testList "Block" []

@@ -1,0 +1,5 @@
+module Slate.Properties.BloomProps
+
+open Expecto
+
+let allTests = testList "Bloom" []

@@ -1,0 +1,5 @@
+module Slate.Properties.CompatTests
+
+open Expecto
+
+let allTests = testList "Compat" []

@@ -1,0 +1,5 @@
+module Slate.Properties.CompressionProps
+
+open Expecto
+
+let allTests = testList "Compression" []

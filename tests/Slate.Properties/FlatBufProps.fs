@@ -1,0 +1,5 @@
+module Slate.Properties.FlatBufProps
+
+open Expecto
+
+let allTests = testList "FlatBuf" []

@@ -1,0 +1,5 @@
+module Slate.Properties.IdsProps
+
+open Expecto
+
+let allTests = testList "Ids" []

@@ -1,0 +1,5 @@
+module Slate.Properties.InteropTests
+
+open Expecto
+
+let allTests = testList "Interop" []

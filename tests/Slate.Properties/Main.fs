@@ -1,0 +1,40 @@
+module Slate.Properties.Main
+
+open Expecto
+open Expecto.Impl
+
+let allTests =
+    testList
+        "Slate"
+        [ PreludeProps.allTests
+          IdsProps.allTests
+          FlatBufProps.allTests
+          CompressionProps.allTests
+          RowProps.allTests
+          BlockProps.allTests
+          BloomProps.allTests
+          SstProps.allTests
+          SequenceTrackerProps.allTests
+          ManifestCodecProps.allTests
+          PathsProps.allTests
+          MergeProps.allTests
+          CompatTests.allTests
+          InteropTests.allTests
+          ObjectStoreTests.allTests ]
+
+/// Wraps Expecto's printer so that the run ends with the plain line CI reads:
+/// `tests: N passed, M failed` (errored tests count as failed).
+let private withPlainSummary (printer: TestPrinters) : TestPrinters =
+    { printer with
+        summary =
+            fun config summary ->
+                async {
+                    do! printer.summary config summary
+                    let failed = summary.failed.Length + summary.errored.Length
+                    printfn "tests: %d passed, %d failed" summary.passed.Length failed
+                } }
+
+[<EntryPoint>]
+let main argv =
+    let printer = withPlainSummary defaultConfig.printer
+    runTestsWithCLIArgs [ CLIArguments.Printer printer; CLIArguments.No_Spinner ] argv allTests

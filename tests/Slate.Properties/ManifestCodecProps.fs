@@ -1,0 +1,5 @@
+module Slate.Properties.ManifestCodecProps
+
+open Expecto
+
+let allTests = testList "ManifestCodec" []

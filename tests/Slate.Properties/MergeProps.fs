@@ -1,0 +1,5 @@
+module Slate.Properties.MergeProps
+
+open Expecto
+
+let allTests = testList "Merge" []

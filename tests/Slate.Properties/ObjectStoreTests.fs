@@ -1,0 +1,5 @@
+module Slate.Properties.ObjectStoreTests
+
+open Expecto
+
+let allTests = testList "ObjectStore" []

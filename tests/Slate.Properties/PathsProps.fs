@@ -1,0 +1,5 @@
+module Slate.Properties.PathsProps
+
+open Expecto
+
+let allTests = testList "Paths" []

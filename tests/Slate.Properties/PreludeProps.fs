@@ -1,0 +1,5 @@
+module Slate.Properties.PreludeProps
+
+open Expecto
+
+let allTests = testList "Prelude" []

@@ -1,0 +1,5 @@
+module Slate.Properties.RowProps
+
+open Expecto
+
+let allTests = testList "Row" []

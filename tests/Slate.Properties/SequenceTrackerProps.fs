@@ -1,0 +1,5 @@
+module Slate.Properties.SequenceTrackerProps
+
+open Expecto
+
+let allTests = testList "SequenceTracker" []

@@ -1,0 +1,5 @@
+module Slate.Properties.SstProps
+
+open Expecto
+
+let allTests = testList "Sst" []
