@@ -8,6 +8,7 @@ let allTests =
         "Slate"
         [ PreludeProps.allTests
           IdsProps.allTests
+          KeyRangeProps.allTests
           FlatBufProps.allTests
           CompressionProps.allTests
           RowProps.allTests
@@ -20,7 +21,8 @@ let allTests =
           MergeProps.allTests
           CompatTests.allTests
           InteropTests.allTests
-          ObjectStoreTests.allTests ]
+          ObjectStoreTests.allTests
+          MemtableTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).

@@ -1,0 +1,5 @@
+module Slate.Properties.KeyRangeProps
+
+open Expecto
+
+let allTests = testList "KeyRange" []

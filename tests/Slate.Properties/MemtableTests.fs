@@ -1,0 +1,5 @@
+module Slate.Properties.MemtableTests
+
+open Expecto
+
+let allTests = testList "Memtable" []
