@@ -22,6 +22,7 @@ let allTests =
           CompatTests.allTests
           InteropTests.allTests
           ObjectStoreTests.allTests
+          DecoratorTests.allTests
           MemtableTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:

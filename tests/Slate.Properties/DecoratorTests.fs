@@ -1,0 +1,5 @@
+module Slate.Properties.DecoratorTests
+
+open Expecto
+
+let allTests = testList "Decorators" []
