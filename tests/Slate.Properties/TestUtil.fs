@@ -26,3 +26,47 @@ let okOrFail (r: Result<'a, DecodeError>) : 'a =
     match r with
     | Ok v -> v
     | Error e -> failtestf "unexpected decode error: %s" (DecodeError.describe e)
+
+/// The `shared` folder beside the repository (or `SLATE_SHARED_DIR`).
+let sharedDir () : string =
+    match System.Environment.GetEnvironmentVariable "SLATE_SHARED_DIR" with
+    | null
+    | "" ->
+        let rec up (d: System.IO.DirectoryInfo) =
+            if isNull d then
+                failwith "cannot find the shared folder (set SLATE_SHARED_DIR)"
+            else
+                let candidate = System.IO.Path.Combine(d.FullName, "shared")
+
+                if System.IO.Directory.Exists(System.IO.Path.Combine(candidate, "compat")) then
+                    candidate
+                else
+                    up d.Parent
+
+        up (System.IO.DirectoryInfo System.AppContext.BaseDirectory)
+    | dir -> dir
+
+/// The SlateDB 0.12.1 compatibility vectors.
+let compatDir () : string =
+    System.IO.Path.Combine(sharedDir (), "compat", "slatedb-0.12.1")
+
+/// A fresh temporary folder, deleted by `cleanup`.
+let tempDir (label: string) : string =
+    let d = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "slate-%s-%s" label (System.Guid.NewGuid().ToString("N")))
+    System.IO.Directory.CreateDirectory d |> ignore
+    d
+
+/// Copies a folder tree.
+let rec copyTree (src: string) (dst: string) : unit =
+    System.IO.Directory.CreateDirectory dst |> ignore
+
+    for f in System.IO.Directory.GetFiles src do
+        System.IO.File.Copy(f, System.IO.Path.Combine(dst, System.IO.Path.GetFileName f))
+
+    for d in System.IO.Directory.GetDirectories src do
+        copyTree d (System.IO.Path.Combine(dst, System.IO.Path.GetFileName d))
+
+/// Deletes a folder tree, ignoring a missing one.
+let cleanup (dir: string) : unit =
+    if System.IO.Directory.Exists dir then
+        System.IO.Directory.Delete(dir, true)

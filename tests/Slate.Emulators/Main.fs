@@ -1,0 +1,4 @@
+module Slate.Emulators.Main
+
+[<EntryPoint>]
+let main _ = 0
