@@ -23,6 +23,8 @@ let allTests =
           InteropTests.allTests
           ObjectStoreTests.allTests
           DecoratorTests.allTests
+          S3StoreTests.allTests
+          AzureStoreTests.allTests
           MemtableTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:

@@ -1,4 +1,0 @@
-module Slate.Emulators.Main
-
-[<EntryPoint>]
-let main _ = 0

@@ -1,0 +1,5 @@
+module Slate.Properties.AzureStoreTests
+
+open Expecto
+
+let allTests = testList "Azure" []

@@ -1,0 +1,3 @@
+module Slate.Properties.Emulators
+
+let placeholder = ()

@@ -1,0 +1,5 @@
+module Slate.Properties.S3StoreTests
+
+open Expecto
+
+let allTests = testList "S3" []
