@@ -1,4 +1,84 @@
+/// The `slate` command line: `slate [inspect] --store <url> --path <db> [options]`.
 module Slate.Cli.Program
 
+open System
+open Slate
+open Slate.Engine
+
+let private usage =
+    """usage: slate inspect --store <url> --path <db> [--scan] [--json] [--merge-operator concat]
+
+  --store <url>            file:///abs/dir or memory:///
+  --path <db>              database path inside the store
+  --scan                   list every live key/value
+  --json                   with --scan: one {"key_hex","value_hex"} object per line, in key order
+  --merge-operator concat  resolve merge operands by byte concatenation"""
+
+type private Args =
+    { Command: string option
+      Store: string option
+      Path: string option
+      Scan: bool
+      Json: bool
+      Merge: string option }
+
+let rec private parse (a: Args) (args: string list) : Result<Args, string> =
+    match args with
+    | [] -> Ok a
+    | "--store" :: v :: rest -> parse { a with Store = Some v } rest
+    | "--path" :: v :: rest -> parse { a with Path = Some v } rest
+    | "--scan" :: rest -> parse { a with Scan = true } rest
+    | "--json" :: rest -> parse { a with Json = true } rest
+    | "--merge-operator" :: v :: rest -> parse { a with Merge = Some v } rest
+    | ("-h" | "--help") :: _ -> Error ""
+    | x :: _ when x.StartsWith "--" -> Error(sprintf "unknown or incomplete option %s" x)
+    | x :: rest when a.Command.IsNone -> parse { a with Command = Some x } rest
+    | x :: _ -> Error(sprintf "unexpected argument %s" x)
+
 [<EntryPoint>]
-let main _ = 0
+let main argv =
+    let empty =
+        { Command = None
+          Store = None
+          Path = None
+          Scan = false
+          Json = false
+          Merge = None }
+
+    match parse empty (List.ofArray argv) with
+    | Error msg ->
+        if msg <> "" then
+            eprintfn "slate: %s" msg
+
+        eprintfn "%s" usage
+        2
+    | Ok a ->
+        match a.Command, a.Store, a.Path with
+        | (None | Some "inspect"), Some store, Some path ->
+            try
+                let mergeOp =
+                    match a.Merge with
+                    | None -> Ok None
+                    | Some "concat" -> Ok(Some Inspector.concatMerge)
+                    | Some other -> Error other
+
+                match mergeOp with
+                | Error other ->
+                    eprintfn "slate: unknown merge operator '%s' (only concat)" other
+                    2
+                | Ok mergeOp -> Inspect.run (ObjectStore.Resolve(store).Inner) store path a.Scan a.Json mergeOp
+            with
+            | :? SlateException as e ->
+                eprintfn "slate: %s" e.Message
+                1
+            | :? ObjectStoreException as e ->
+                eprintfn "slate: %s" e.Message
+                1
+        | Some cmd, _, _ when cmd <> "inspect" ->
+            eprintfn "slate: unknown command %s" cmd
+            eprintfn "%s" usage
+            2
+        | _ ->
+            eprintfn "slate: --store and --path are required"
+            eprintfn "%s" usage
+            2

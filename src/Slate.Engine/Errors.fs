@@ -49,7 +49,9 @@ type SlateException(kind: SlateErrorKind, closeReason: Nullable<CloseReason>, me
         SlateException(SlateErrorKind.Closed, Nullable reason, message, null)
 
     /// An `Invalid` failure.
-    static member Invalid(message: string) : SlateException = SlateException(SlateErrorKind.Invalid, message)
+    static member Invalid(message: string) : SlateException =
+        SlateException(SlateErrorKind.Invalid, message)
 
     /// A `Data` failure.
-    static member Data(message: string) : SlateException = SlateException(SlateErrorKind.Data, message)
+    static member Data(message: string) : SlateException =
+        SlateException(SlateErrorKind.Data, message)

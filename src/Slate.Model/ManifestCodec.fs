@@ -5,28 +5,6 @@ namespace Slate.Model
 
 open System
 
-/// Values of a manifest.
-[<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
-module Manifest =
-    /// The manifest of a new database (id 1): initialized, epochs 0, no WAL replayed, empty lists,
-    /// `last_l0_clock_tick = Int64.MinValue`, the empty sequence tracker (13 bytes).
-    let initial: Manifest =
-        { ExternalDbs = []
-          Initialized = true
-          WriterEpoch = 0UL
-          CompactorEpoch = 0UL
-          ReplayAfterWalId = 0UL
-          WalIdLastSeen = 0UL
-          L0LastCompacted = None
-          L0 = []
-          Compacted = []
-          LastL0ClockTick = Int64.MinValue
-          Checkpoints = []
-          LastL0Seq = 0UL
-          WalObjectStoreUri = None
-          RecentSnapshotMinSeq = 0UL
-          SequenceTracker = SequenceTracker.encode SequenceTracker.empty }
-
 /// Encode/decode manifest files.
 [<RequireQualifiedAccess>]
 module ManifestCodec =

@@ -70,7 +70,10 @@ module Merge =
     /// sequence bound: walk until the first Value or Tombstone (the base), fold merge operands
     /// oldest to newest onto it. Returns the visible Value row (seq = newest operand's, create_ts =
     /// max, expire_ts = min over the folded rows), or None when the key is deleted or absent.
-    let resolveVersions (mergeOp: MergeOperator option) (versions: RowEntry list) : Result<RowEntry option, ResolveError> =
+    let resolveVersions
+        (mergeOp: MergeOperator option)
+        (versions: RowEntry list)
+        : Result<RowEntry option, ResolveError> =
         match versions with
         | [] -> Ok None
         | newest :: _ ->
@@ -115,7 +118,9 @@ module Merge =
                         | _ -> operands
 
                     let createTs =
-                        contributing |> List.choose (fun r -> r.CreateTs) |> List.fold (fun m x -> max m x) System.Int64.MinValue
+                        contributing
+                        |> List.choose (fun r -> r.CreateTs)
+                        |> List.fold (fun m x -> max m x) System.Int64.MinValue
 
                     let expireTs = contributing |> List.choose (fun r -> r.ExpireTs)
 
@@ -124,13 +129,21 @@ module Merge =
                             { Key = newest.Key
                               Value = RowValue.Value(defaultArg folded [||])
                               Seq = newest.Seq
-                              CreateTs = (if contributing |> List.exists (fun r -> r.CreateTs.IsSome) then Some createTs else None)
+                              CreateTs =
+                                (if contributing |> List.exists (fun r -> r.CreateTs.IsSome) then
+                                     Some createTs
+                                 else
+                                     None)
                               ExpireTs = (if expireTs.IsEmpty then None else Some(List.min expireTs)) }
                     )
 
     /// The visible key/value rows of a merged sorted row sequence at `maxSeq`: one Value row per
     /// live key, in key order (tombstoned keys skipped, merges resolved).
-    let visible (mergeOp: MergeOperator option) (maxSeq: uint64) (rows: RowEntry seq) : Result<RowEntry list, ResolveError> =
+    let visible
+        (mergeOp: MergeOperator option)
+        (maxSeq: uint64)
+        (rows: RowEntry seq)
+        : Result<RowEntry list, ResolveError> =
         let out = ResizeArray<RowEntry>()
         let mutable err = None
         let mutable cur: RowEntry list = []

@@ -82,7 +82,11 @@ module Paths =
         ok
 
     let private parseD20 (file: string) (suffix: string) : uint64 option =
-        if file.Length = 20 + suffix.Length && file.EndsWith(suffix, StringComparison.Ordinal) && allDigits file 0 20 then
+        if
+            file.Length = 20 + suffix.Length
+            && file.EndsWith(suffix, StringComparison.Ordinal)
+            && allDigits file 0 20
+        then
             match UInt64.TryParse(file.AsSpan(0, 20)) with
             | true, v -> Some v
             | _ -> None
@@ -93,7 +97,10 @@ module Paths =
     /// anything that does not match the folder's rule is None (ignored by callers).
     let parseFile (dir: string) (file: string) : ObjectName option =
         match dir with
-        | ManifestDir -> parseD20 file ".manifest" |> Option.filter (fun id -> id >= 1UL) |> Option.map ObjectName.Manifest
+        | ManifestDir ->
+            parseD20 file ".manifest"
+            |> Option.filter (fun id -> id >= 1UL)
+            |> Option.map ObjectName.Manifest
         | CompactionsDir -> parseD20 file ".compactions" |> Option.map ObjectName.Compactions
         | WalDir -> parseD20 file ".sst" |> Option.map ObjectName.Wal
         | CompactedDir ->
@@ -111,10 +118,14 @@ module Paths =
     /// Parses a full object key of the database at `dbPath`; None for foreign or malformed names.
     let parseKey (dbPath: string) (objectKey: string) : ObjectName option =
         let p = normalizeDbPath dbPath
+
         let rel =
-            if p = "" then Some objectKey
-            elif objectKey.StartsWith(p + "/", StringComparison.Ordinal) then Some(objectKey.Substring(p.Length + 1))
-            else None
+            if p = "" then
+                Some objectKey
+            elif objectKey.StartsWith(p + "/", StringComparison.Ordinal) then
+                Some(objectKey.Substring(p.Length + 1))
+            else
+                None
 
         match rel with
         | None -> None

@@ -77,7 +77,8 @@ module Bytes =
         ReadOnlySpan<byte>(a).SequenceEqual(ReadOnlySpan<byte>(b))
 
     /// Lower-case hex.
-    let toHex (a: byte[]) : string = Convert.ToHexString(a).ToLowerInvariant()
+    let toHex (a: byte[]) : string =
+        Convert.ToHexString(a).ToLowerInvariant()
 
     /// Parses hex (either case). Throws on malformed input (only for trusted test data).
     let ofHex (s: string) : byte[] = Convert.FromHexString s
@@ -94,21 +95,37 @@ module Bytes =
 [<RequireQualifiedAccess>]
 module BigEndian =
     /// Reads a u16 at `off`.
-    let u16 (s: ReadOnlySpan<byte>) (off: int) : uint16 = BinaryPrimitives.ReadUInt16BigEndian(s.Slice off)
+    let u16 (s: ReadOnlySpan<byte>) (off: int) : uint16 =
+        BinaryPrimitives.ReadUInt16BigEndian(s.Slice off)
+
     /// Reads a u32 at `off`.
-    let u32 (s: ReadOnlySpan<byte>) (off: int) : uint32 = BinaryPrimitives.ReadUInt32BigEndian(s.Slice off)
+    let u32 (s: ReadOnlySpan<byte>) (off: int) : uint32 =
+        BinaryPrimitives.ReadUInt32BigEndian(s.Slice off)
+
     /// Reads a u64 at `off`.
-    let u64 (s: ReadOnlySpan<byte>) (off: int) : uint64 = BinaryPrimitives.ReadUInt64BigEndian(s.Slice off)
+    let u64 (s: ReadOnlySpan<byte>) (off: int) : uint64 =
+        BinaryPrimitives.ReadUInt64BigEndian(s.Slice off)
+
     /// Reads an i64 at `off`.
-    let i64 (s: ReadOnlySpan<byte>) (off: int) : int64 = BinaryPrimitives.ReadInt64BigEndian(s.Slice off)
+    let i64 (s: ReadOnlySpan<byte>) (off: int) : int64 =
+        BinaryPrimitives.ReadInt64BigEndian(s.Slice off)
+
     /// Writes a u16.
-    let writeU16 (s: Span<byte>) (v: uint16) : unit = BinaryPrimitives.WriteUInt16BigEndian(s, v)
+    let writeU16 (s: Span<byte>) (v: uint16) : unit =
+        BinaryPrimitives.WriteUInt16BigEndian(s, v)
+
     /// Writes a u32.
-    let writeU32 (s: Span<byte>) (v: uint32) : unit = BinaryPrimitives.WriteUInt32BigEndian(s, v)
+    let writeU32 (s: Span<byte>) (v: uint32) : unit =
+        BinaryPrimitives.WriteUInt32BigEndian(s, v)
+
     /// Writes a u64.
-    let writeU64 (s: Span<byte>) (v: uint64) : unit = BinaryPrimitives.WriteUInt64BigEndian(s, v)
+    let writeU64 (s: Span<byte>) (v: uint64) : unit =
+        BinaryPrimitives.WriteUInt64BigEndian(s, v)
+
     /// Writes an i64.
-    let writeI64 (s: Span<byte>) (v: int64) : unit = BinaryPrimitives.WriteInt64BigEndian(s, v)
+    let writeI64 (s: Span<byte>) (v: int64) : unit =
+        BinaryPrimitives.WriteInt64BigEndian(s, v)
+
     /// The 8 big-endian bytes of a u64.
     let bytesOfU64 (v: uint64) : byte[] =
         let a = Array.zeroCreate 8

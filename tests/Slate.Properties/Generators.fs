@@ -8,7 +8,9 @@ open Slate.Model
 
 /// Small alphabets make shared prefixes and duplicates likely; 0x00 and 0xFF are always in.
 let byteGen: Gen<byte> =
-    Gen.frequency [ 3, Gen.elements [ 0uy; 0xFFuy; 1uy; 0xFEuy; 0x61uy; 0x62uy ]; 2, Gen.choose (0, 255) |> Gen.map byte ]
+    Gen.frequency
+        [ 3, Gen.elements [ 0uy; 0xFFuy; 1uy; 0xFEuy; 0x61uy; 0x62uy ]
+          2, Gen.choose (0, 255) |> Gen.map byte ]
 
 /// Non-empty keys of 1..24 bytes, biased to shared prefixes.
 let keyGen: Gen<byte[]> =
@@ -22,8 +24,12 @@ let keyGen: Gen<byte[]> =
 let valueGen: Gen<byte[]> =
     Gen.frequency
         [ 1, Gen.constant [||]
-          5, Gen.choose (1, 32) |> Gen.bind (fun n -> Gen.arrayOfLength n (Gen.choose (0, 255) |> Gen.map byte))
-          1, Gen.choose (33, 600) |> Gen.bind (fun n -> Gen.arrayOfLength n (Gen.choose (0, 255) |> Gen.map byte)) ]
+          5,
+          Gen.choose (1, 32)
+          |> Gen.bind (fun n -> Gen.arrayOfLength n (Gen.choose (0, 255) |> Gen.map byte))
+          1,
+          Gen.choose (33, 600)
+          |> Gen.bind (fun n -> Gen.arrayOfLength n (Gen.choose (0, 255) |> Gen.map byte)) ]
 
 /// Timestamps across the whole i64 range, biased to plausible ms values.
 let tsGen: Gen<int64> =

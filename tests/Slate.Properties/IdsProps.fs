@@ -37,7 +37,11 @@ let allTests =
               Expect.equal (Ulid.toString ({ High = 0UL; Low = 0UL }: Ulid)) "00000000000000000000000000" "zero"
 
               Expect.equal
-                  (Ulid.toString ({ High = UInt64.MaxValue; Low = UInt64.MaxValue }: Ulid))
+                  (Ulid.toString (
+                      { High = UInt64.MaxValue
+                        Low = UInt64.MaxValue }
+                      : Ulid
+                  ))
                   "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
                   "max"
           }

@@ -33,7 +33,10 @@ let allTests =
 
           test "truncated or overlong varints are rejected" {
               Expect.isTrue (Varint.tryRead (ReadOnlySpan [| 0x80uy |]) 0).IsNone "truncated"
-              Expect.isTrue (Varint.tryRead (ReadOnlySpan [| 0xffuy; 0xffuy; 0xffuy; 0xffuy; 0x7fuy |]) 0).IsNone "> u32"
+
+              Expect.isTrue
+                  (Varint.tryRead (ReadOnlySpan [| 0xffuy; 0xffuy; 0xffuy; 0xffuy; 0x7fuy |]) 0).IsNone
+                  "> u32"
 
               Expect.isTrue
                   (Varint.tryRead (ReadOnlySpan [| 0x80uy; 0x80uy; 0x80uy; 0x80uy; 0x80uy; 0x01uy |]) 0).IsNone

@@ -11,7 +11,8 @@ let config: FsCheckConfig =
         arbitrary = [ typeof<Generators.Arbs> ] }
 
 /// A property with the shared configuration.
-let testProp (name: string) (property: 'a) : Test = testPropertyWithConfig config name property
+let testProp (name: string) (property: 'a) : Test =
+    testPropertyWithConfig config name property
 
 /// A property with a given number of cases.
 let testPropN (n: int) (name: string) (property: 'a) : Test =
@@ -52,7 +53,12 @@ let compatDir () : string =
 
 /// A fresh temporary folder, deleted by `cleanup`.
 let tempDir (label: string) : string =
-    let d = System.IO.Path.Combine(System.IO.Path.GetTempPath(), sprintf "slate-%s-%s" label (System.Guid.NewGuid().ToString("N")))
+    let d =
+        System.IO.Path.Combine(
+            System.IO.Path.GetTempPath(),
+            sprintf "slate-%s-%s" label (System.Guid.NewGuid().ToString("N"))
+        )
+
     System.IO.Directory.CreateDirectory d |> ignore
     d
 

@@ -1,0 +1,481 @@
+/// The read path (SPEC §1.3, §6.3): point lookups across memtables, L0 SSTs and sorted runs, and
+/// merging row sources for scans in both orders.
+namespace Slate.Engine
+
+open System
+open System.Collections.Generic
+open System.Threading
+open System.Threading.Tasks
+open Slate
+open Slate.Model
+
+/// A consistent view of the tree: what a read consults, newest source first.
+[<NoComparison; NoEquality>]
+type LsmView =
+    {
+        /// The mutable memtable (None for readers without one).
+        Memtable: Memtable
+        /// Frozen memtables not yet published, newest first.
+        Frozen: Memtable list
+        /// Published L0 SSTs, newest first.
+        L0: SstHandle list
+        /// Sorted runs, highest id first.
+        Compacted: SortedRun list
+    }
+
+/// A cursor over rows in (key, seq desc) order, ascending or descending by key.
+[<AbstractClass>]
+type RowSource() =
+    /// Advances; false when exhausted.
+    abstract MoveNextAsync: CancellationToken -> ValueTask<bool>
+    /// The current row.
+    abstract Current: RowEntry
+
+/// Rows of a memtable cursor.
+[<Sealed>]
+type MemtableSource(cursor: MemtableCursor) =
+    inherit RowSource()
+    override _.MoveNextAsync(_ct) = ValueTask<bool>(cursor.MoveNext())
+    override _.Current = cursor.Current
+
+/// Rows of one SST inside a range with seq ≤ maxSeq, reading blocks lazily.
+[<Sealed>]
+type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: uint64, descending: bool, cache: bool) =
+    inherit RowSource()
+    let queue = Queue<RowEntry>()
+    let mutable sst: OpenSst option = None
+    let mutable block = -1 // next block to load (ascending) / current block (descending)
+    let mutable rows: RowEntry[] = [||]
+    let mutable hi = 0 // descending: rows[0..hi) not yet emitted
+    let mutable fin = false
+    let mutable current = Unchecked.defaultof<RowEntry>
+
+    let effectiveRange =
+        match handle.VisibleRange with
+        | Some vr ->
+            match KeyRange.intersect range (vr) with
+            | Some r -> r
+            | None ->
+                { Start = KeyBound.Excluded [| 0uy |]
+                  End = KeyBound.Excluded [| 0uy |] }
+        | None -> range
+
+    let inRange (r: RowEntry) =
+        r.Seq <= maxSeq && KeyRange.contains effectiveRange r.Key
+
+    let boundKey (b: KeyBound) =
+        match b with
+        | KeyBound.Included k
+        | KeyBound.Excluded k -> Some k
+        | KeyBound.Unbounded -> None
+
+    let ensureOpen (ct: CancellationToken) : Task<OpenSst> =
+        task {
+            match sst with
+            | Some s -> return s
+            | None ->
+                let! s = tables.OpenAsync(handle, ct)
+                sst <- Some s
+                let n = s.Meta.Index.Length
+
+                if descending then
+                    block <-
+                        match boundKey effectiveRange.End with
+                        | None -> n - 1
+                        | Some k ->
+                            match Sst.candidateBlock s.Meta.Index (ReadOnlySpan k) with
+                            | ValueSome b -> b
+                            | ValueNone -> -1
+                else
+                    block <-
+                        match boundKey effectiveRange.Start with
+                        | None -> 0
+                        | Some k ->
+                            match Sst.candidateBlock s.Meta.Index (ReadOnlySpan k) with
+                            | ValueSome b -> b
+                            | ValueNone -> 0
+
+                    if n = 0 then
+                        block <- 0
+
+                return s
+        }
+
+    let groupStart (rs: RowEntry[]) (endExclusive: int) =
+        let k = rs[endExclusive - 1].Key
+        let mutable i = endExclusive - 1
+
+        while i > 0 && Bytes.equal rs[i - 1].Key k do
+            i <- i - 1
+
+        i
+
+    /// Ascending: loads the next block into the queue; false when done.
+    let fillAscending (s: OpenSst) (ct: CancellationToken) : Task<bool> =
+        task {
+            let mutable produced = false
+
+            while not produced && not fin do
+                if block >= s.Meta.Index.Length then
+                    fin <- true
+                else
+                    let! rs = tables.ReadBlockAsync(s, block, cache, ct)
+                    block <- block + 1
+
+                    for r in rs do
+                        if not fin then
+                            if KeyRange.isAboveEnd effectiveRange r.Key then
+                                fin <- true
+                            elif inRange r then
+                                queue.Enqueue r
+                                produced <- true
+
+            return produced
+        }
+
+    /// Descending: assembles the next key group (versions may span blocks) into the queue.
+    let fillDescending (s: OpenSst) (ct: CancellationToken) : Task<bool> =
+        task {
+            let mutable produced = false
+
+            while not produced && not fin do
+                if hi = 0 then
+                    if block < 0 then
+                        fin <- true
+                    else
+                        let! rs = tables.ReadBlockAsync(s, block, cache, ct)
+                        rows <- rs
+                        hi <- rs.Length
+                        block <- block - 1
+                else
+                    let lo = groupStart rows hi
+                    let key = rows[lo].Key
+                    // versions of this key in earlier blocks are newer: gather them first
+                    let parts = Stack<RowEntry[]>()
+                    parts.Push(rows[lo .. hi - 1])
+                    hi <- lo
+                    let mutable more = hi = 0
+
+                    while more && block >= 0 do
+                        let! prev = tables.ReadBlockAsync(s, block, cache, ct)
+
+                        if prev.Length > 0 && Bytes.equal prev[prev.Length - 1].Key key then
+                            let plo = groupStart prev prev.Length
+                            parts.Push(prev[plo..])
+                            rows <- prev
+                            hi <- plo
+                            block <- block - 1
+                            more <- plo = 0
+                        else
+                            more <- false
+
+                    if KeyRange.isBelowStart effectiveRange key then
+                        fin <- true
+                    else
+                        for part in parts do
+                            for r in part do
+                                if inRange r then
+                                    queue.Enqueue r
+                                    produced <- true
+
+            return produced
+        }
+
+    override _.Current = current
+
+    override this.MoveNextAsync(ct) =
+        if queue.Count > 0 then
+            current <- queue.Dequeue()
+            ValueTask<bool>(true)
+        elif fin then
+            ValueTask<bool>(false)
+        else
+            ValueTask<bool>(
+                task {
+                    let! s = ensureOpen ct
+
+                    let! ok =
+                        if descending then
+                            fillDescending s ct
+                        else
+                            fillAscending s ct
+
+                    if ok then
+                        current <- queue.Dequeue()
+
+                    return ok
+                }
+            )
+
+/// Concatenation of sources (the SSTs of one sorted run, in scan order).
+[<Sealed>]
+type ConcatSource(sources: (unit -> RowSource) list) =
+    inherit RowSource()
+    let mutable rest = sources
+    let mutable cur: RowSource option = None
+
+    override _.Current = cur.Value.Current
+
+    override this.MoveNextAsync(ct) =
+        ValueTask<bool>(
+            task {
+                let mutable result = false
+                let mutable fin = false
+
+                while not fin do
+                    match cur with
+                    | Some c ->
+                        let! ok = c.MoveNextAsync ct
+
+                        if ok then
+                            result <- true
+                            fin <- true
+                        else
+                            cur <- None
+                    | None ->
+                        match rest with
+                        | [] -> fin <- true
+                        | f :: tail ->
+                            rest <- tail
+                            cur <- Some(f ())
+
+                return result
+            }
+        )
+
+/// K-way merge of sources in precedence order; equal (key, seq) keep the first source's row.
+[<Sealed>]
+type MergingSource(sources: RowSource[], descending: bool) =
+    inherit RowSource()
+
+    let cmp (a: RowEntry) (b: RowEntry) =
+        let c = Bytes.compare a.Key b.Key
+        let c = if descending then -c else c
+        if c <> 0 then c else compare b.Seq a.Seq
+
+    let heap =
+        PriorityQueue<int, struct (RowEntry * int)>(
+            { new IComparer<struct (RowEntry * int)> with
+                member _.Compare(struct (a, ia), struct (b, ib)) =
+                    let c = cmp a b
+                    if c <> 0 then c else compare ia ib }
+        )
+
+    let mutable started = false
+    let mutable current = Unchecked.defaultof<RowEntry>
+    let mutable hasLast = false
+
+    override _.Current = current
+
+    override _.MoveNextAsync(ct) =
+        ValueTask<bool>(
+            task {
+                if not started then
+                    started <- true
+
+                    for i in 0 .. sources.Length - 1 do
+                        let! ok = sources[i].MoveNextAsync ct
+
+                        if ok then
+                            heap.Enqueue(i, struct (sources[i].Current, i))
+
+                let mutable result = false
+                let mutable fin = false
+
+                while not fin do
+                    let mutable i = 0
+                    let mutable pr = struct (Unchecked.defaultof<RowEntry>, 0)
+
+                    if not (heap.TryDequeue(&i, &pr)) then
+                        fin <- true
+                    else
+                        let struct (row, _) = pr
+                        let! ok = sources[i].MoveNextAsync ct
+
+                        if ok then
+                            heap.Enqueue(i, struct (sources[i].Current, i))
+
+                        let dup = hasLast && current.Seq = row.Seq && Bytes.equal current.Key row.Key
+
+                        if not dup then
+                            current <- row
+                            hasLast <- true
+                            result <- true
+                            fin <- true
+
+                return result
+            }
+        )
+
+/// Point lookups and source construction over an `LsmView`.
+[<RequireQualifiedAccess>]
+module ReadPath =
+    let private bloomSaysAbsent (s: OpenSst) (hash: uint64) =
+        match s.Filter with
+        | Some f -> not (Bloom.mayContain (ReadOnlySpan f) hash)
+        | None -> false
+
+    let private keyInSst (h: SstHandle) (key: byte[]) =
+        let inInfo =
+            match h.Info.FirstEntry, h.Info.LastEntry with
+            | Some f, Some l -> Bytes.compare key f >= 0 && Bytes.compare key l <= 0
+            | Some f, None -> Bytes.compare key f >= 0
+            | None, _ -> false
+
+        inInfo
+        && (match h.VisibleRange with
+            | Some vr -> KeyRange.contains (vr) key
+            | None -> true)
+
+    /// Versions of `key` with seq ≤ maxSeq in one SST, newest first (may span blocks).
+    let sstVersionsAsync
+        (tables: TableStore)
+        (h: SstHandle)
+        (key: byte[])
+        (hash: uint64)
+        (maxSeq: uint64)
+        (cache: bool)
+        (ct: CancellationToken)
+        : Task<RowEntry list> =
+        task {
+            if not (keyInSst h key) then
+                return []
+            else
+                let! s = tables.OpenAsync(h, ct)
+
+                if bloomSaysAbsent s hash then
+                    return []
+                else
+                    match Sst.candidateBlock s.Meta.Index (ReadOnlySpan key) with
+                    | ValueNone -> return []
+                    | ValueSome b ->
+                        let acc = ResizeArray<RowEntry>()
+                        let mutable blk = b
+                        let mutable fin = false
+
+                        while not fin && blk < s.Meta.Index.Length do
+                            let! rows = tables.ReadBlockAsync(s, blk, cache, ct)
+                            // lower bound of key in rows
+                            let mutable lo = 0
+                            let mutable hi = rows.Length
+
+                            while lo < hi do
+                                let mid = (lo + hi) >>> 1
+
+                                if Bytes.compare rows[mid].Key key < 0 then
+                                    lo <- mid + 1
+                                else
+                                    hi <- mid
+
+                            let mutable i = lo
+
+                            while i < rows.Length && Bytes.equal rows[i].Key key do
+                                if rows[i].Seq <= maxSeq then
+                                    acc.Add rows[i]
+
+                                i <- i + 1
+
+                            // the key continues into the next block only if it ends this one
+                            if i < rows.Length then fin <- true else blk <- blk + 1
+
+                        return List.ofSeq acc
+        }
+
+    let private isBase (r: RowEntry) =
+        match r.Value with
+        | RowValue.Merge _ -> false
+        | RowValue.Value _
+        | RowValue.Tombstone -> true
+
+    /// Collects versions newest first across the view until a base (value or tombstone) is found.
+    let versionsAsync
+        (tables: TableStore)
+        (view: LsmView)
+        (key: byte[])
+        (maxSeq: uint64)
+        (cache: bool)
+        (ct: CancellationToken)
+        : Task<RowEntry list> =
+        task {
+            let acc = ResizeArray<RowEntry>()
+            let mutable found = false
+
+            let addAll (rows: RowEntry seq) =
+                for r in rows do
+                    if not found then
+                        acc.Add r
+
+                        if isBase r then
+                            found <- true
+
+            for mt in view.Memtable :: view.Frozen do
+                if not found then
+                    addAll (mt.Versions(ReadOnlySpan key, maxSeq))
+
+            if not found then
+                let hash = Bloom.sipHash13 (ReadOnlySpan key)
+                let mutable l0 = view.L0
+
+                while not found && not l0.IsEmpty do
+                    let! vs = sstVersionsAsync tables l0.Head key hash maxSeq cache ct
+                    addAll vs
+                    l0 <- l0.Tail
+
+                let mutable srs = view.Compacted
+
+                while not found && not srs.IsEmpty do
+                    let sr = srs.Head
+                    srs <- srs.Tail
+                    // the SSTs of a run are key-ordered; a key's versions may straddle two of them
+                    for h in sr.Ssts do
+                        if not found && keyInSst h key then
+                            let! vs = sstVersionsAsync tables h key hash maxSeq cache ct
+                            addAll vs
+
+            return List.ofSeq acc
+        }
+
+    /// The sources of a scan, in precedence order.
+    let sources
+        (tables: TableStore)
+        (view: LsmView)
+        (range: KeyRange)
+        (maxSeq: uint64)
+        (descending: bool)
+        (cache: bool)
+        : RowSource[] =
+        let mts =
+            view.Memtable :: view.Frozen
+            |> List.map (fun mt ->
+                let c =
+                    if descending then
+                        mt.DescendingCursor(range, maxSeq)
+                    else
+                        mt.Cursor(range, maxSeq)
+
+                MemtableSource(c) :> RowSource)
+
+        let overlaps (h: SstHandle) =
+            match h.Info.FirstEntry, h.Info.LastEntry with
+            | Some f, Some l -> KeyRange.overlapsKeys f l range
+            | _ -> false
+
+        let l0 =
+            view.L0
+            |> List.filter overlaps
+            |> List.map (fun h -> SstSource(tables, h, range, maxSeq, descending, cache) :> RowSource)
+
+        let srs =
+            view.Compacted
+            |> List.map (fun sr ->
+                let ssts = sr.Ssts |> List.filter overlaps
+                let ssts = if descending then List.rev ssts else ssts
+
+                ConcatSource(
+                    ssts
+                    |> List.map (fun h ->
+                        fun () -> SstSource(tables, h, range, maxSeq, descending, cache) :> RowSource)
+                )
+                :> RowSource)
+
+        Array.ofList (mts @ l0 @ srs)
