@@ -25,7 +25,10 @@ let allTests =
           DecoratorTests.allTests
           S3StoreTests.allTests
           AzureStoreTests.allTests
-          MemtableTests.allTests ]
+          MemtableTests.allTests
+          EngineTests.allTests
+          CrashTests.allTests
+          FacadeTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).

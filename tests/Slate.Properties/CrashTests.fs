@@ -1,0 +1,5 @@
+module Slate.Properties.CrashTests
+
+open Expecto
+
+let allTests = testList "Crash" []

@@ -1,0 +1,5 @@
+module Slate.Properties.EngineTests
+
+open Expecto
+
+let allTests = testList "Engine" []

@@ -1,0 +1,5 @@
+module Slate.Properties.FacadeTests
+
+open Expecto
+
+let allTests = testList "Facade" []
