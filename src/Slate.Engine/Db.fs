@@ -37,6 +37,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let stateLock = obj ()
     let manifestLock = new SemaphoreSlim(1, 1)
+    let l0FlushLock = new SemaphoreSlim(1, 1) // one L0 flusher at a time (loop or close)
+    let walUploadLock = new SemaphoreSlim(1, 1) // one WAL uploader at a time, in id order
     let cts = new CancellationTokenSource()
 
     let writes =
@@ -367,8 +369,13 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let flushWalNowAsync (ct: CancellationToken) : Task =
         task {
-            lock stateLock freezeWalLocked
-            do! uploadWalsAsync ct
+            do! walUploadLock.WaitAsync(ct)
+
+            try
+                lock stateLock freezeWalLocked
+                do! uploadWalsAsync ct
+            finally
+                walUploadLock.Release() |> ignore
         }
 
     let walLoop () : Task =
@@ -507,11 +514,16 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let flushAllL0Async (ct: CancellationToken) : Task =
         task {
-            let mutable go = true
+            do! l0FlushLock.WaitAsync(ct)
 
-            while go do
-                let! more = flushOneL0Async ct
-                go <- more
+            try
+                let mutable go = true
+
+                while go do
+                    let! more = flushOneL0Async ct
+                    go <- more
+            finally
+                l0FlushLock.Release() |> ignore
         }
 
     let l0Loop () : Task =
