@@ -859,6 +859,22 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     static member OpenAsync(store: IObjectStore, dbPath: string, options: DbOptions, ct: CancellationToken) : Task<Db> =
         backgroundTask {
             DbOptions.validate options
+
+            // every backend is wrapped in the retrying store (SPEC §2.4)
+            let store =
+                match store with
+                | :? RetryingObjectStore -> store
+                | _ ->
+                    let seed = defaultArg options.RandomSeed (Random.Shared.Next())
+
+                    RetryingObjectStore(
+                        store,
+                        { RetryOptions.defaults with MaxRetries = options.ObjectStoreMaxRetries },
+                        options.TimeProvider,
+                        Random(seed)
+                    )
+                    :> IObjectStore
+
             let ms = ManifestStore(store, dbPath)
 
             let entries (bytes: int64) =
