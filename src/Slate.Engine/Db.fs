@@ -869,7 +869,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
                     RetryingObjectStore(
                         store,
-                        { RetryOptions.defaults with MaxRetries = options.ObjectStoreMaxRetries },
+                        { RetryOptions.defaults with
+                            MaxRetries = options.ObjectStoreMaxRetries },
                         options.TimeProvider,
                         Random(seed)
                     )
