@@ -6,7 +6,8 @@ open Expecto.Impl
 let allTests =
     testList
         "Slate"
-        [ PreludeProps.allTests
+        [ PurityTests.allTests
+          PreludeProps.allTests
           IdsProps.allTests
           KeyRangeProps.allTests
           FlatBufProps.allTests
