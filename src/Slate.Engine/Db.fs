@@ -32,7 +32,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let random =
         match options.RandomSeed with
-        | Some s -> Random(s)
+        // the epoch is unique per writer: successive writers with one seed mint different ULIDs
+        | Some s -> Random(s ^^^ (int epoch * 0x2545F491))
         | None -> Random()
 
     let stateLock = obj ()
