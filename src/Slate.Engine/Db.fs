@@ -465,9 +465,12 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 if options.WalEnabled then
                     while Volatile.Read(&durableSeq) < fm.Table.MaxSeq do
                         let t = lock stateLock (fun () -> durableChanged.Task)
-                        signal walSignal
-                        do! t.WaitAsync(ct)
-                        checkOpen ()
+
+                        // re-check after taking the task: a pulse in between would be lost
+                        if Volatile.Read(&durableSeq) < fm.Table.MaxSeq then
+                            signal walSignal
+                            do! t.WaitAsync(ct)
+                            checkOpen ()
 
                 let handle =
                     { Id = id
