@@ -61,7 +61,8 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
             o.MergeOperator is null ? FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.None
                 : FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.Some(Convert.Merge(o.MergeOperator)),
             o.TimeProvider ?? d.TimeProvider,
-            d.RandomSeed);
+            d.RandomSeed,
+            o.ObjectStoreMaxRetries.HasValue ? FSharpOption<int>.Some(o.ObjectStoreMaxRetries.Value) : FSharpOption<int>.None);
     }
 
     private async ValueTask<WriteHandle> Submit(Microsoft.FSharp.Collections.FSharpList<E.WriteOp> ops, CancellationToken ct)

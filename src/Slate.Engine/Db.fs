@@ -38,6 +38,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let stateLock = obj ()
     let manifestLock = new SemaphoreSlim(1, 1)
+    let l0FlushLock = new SemaphoreSlim(1, 1) // one L0 flusher at a time (loop or close)
+    let walUploadLock = new SemaphoreSlim(1, 1) // one WAL uploader at a time, in id order
     let cts = new CancellationTokenSource()
 
     let writes =
@@ -382,8 +384,13 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let flushWalNowAsync (ct: CancellationToken) : Task =
         task {
-            lock stateLock freezeWalLocked
-            do! uploadWalsAsync ct
+            do! walUploadLock.WaitAsync(ct)
+
+            try
+                lock stateLock freezeWalLocked
+                do! uploadWalsAsync ct
+            finally
+                walUploadLock.Release() |> ignore
         }
 
     let walLoop () : Task =
@@ -539,11 +546,16 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let flushAllL0Async (ct: CancellationToken) : Task =
         task {
-            let mutable go = true
+            do! l0FlushLock.WaitAsync(ct)
 
-            while go do
-                let! more = flushOneL0Async ct
-                go <- more
+            try
+                let mutable go = true
+
+                while go do
+                    let! more = flushOneL0Async ct
+                    go <- more
+            finally
+                l0FlushLock.Release() |> ignore
         }
 
     let l0Loop () : Task =
@@ -879,6 +891,23 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     static member OpenAsync(store: IObjectStore, dbPath: string, options: DbOptions, ct: CancellationToken) : Task<Db> =
         backgroundTask {
             DbOptions.validate options
+
+            // every backend is wrapped in the retrying store (SPEC §2.4)
+            let store =
+                match store with
+                | :? RetryingObjectStore -> store
+                | _ ->
+                    let seed = defaultArg options.RandomSeed (Random.Shared.Next())
+
+                    RetryingObjectStore(
+                        store,
+                        { RetryOptions.defaults with
+                            MaxRetries = options.ObjectStoreMaxRetries },
+                        options.TimeProvider,
+                        Random(seed)
+                    )
+                    :> IObjectStore
+
             let ms = ManifestStore(store, dbPath)
 
             let entries (bytes: int64) =

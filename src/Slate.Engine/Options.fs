@@ -47,6 +47,8 @@ type DbOptions =
         TimeProvider: TimeProvider
         /// Seed of the engine's random source (ULIDs, UUIDs); None = from the OS.
         RandomSeed: int option
+        /// Object-store retries of transient failures; None = until closed (SPEC §2.4).
+        ObjectStoreMaxRetries: int option
     }
 
 /// Functions over `DbOptions`.
@@ -72,7 +74,8 @@ module DbOptions =
           MetaCacheBytes = 128L * 1024L * 1024L
           MergeOperator = None
           TimeProvider = TimeProvider.System
-          RandomSeed = None }
+          RandomSeed = None
+          ObjectStoreMaxRetries = None }
 
     /// Raises `Invalid` ("invalid configuration: ...") for settings outside SPEC §7.
     let validate (o: DbOptions) : unit =
@@ -119,6 +122,10 @@ module DbOptions =
 
         if o.BlockCacheBytes < 0L || o.MetaCacheBytes < 0L then
             fail "cache sizes must not be negative"
+
+        match o.ObjectStoreMaxRetries with
+        | Some n when n < 0 -> fail "ObjectStoreMaxRetries must not be negative"
+        | _ -> ()
 
     /// The SST builder options these settings imply.
     let sstOptions (o: DbOptions) : SstOptions =

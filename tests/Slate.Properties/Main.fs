@@ -6,7 +6,8 @@ open Expecto.Impl
 let allTests =
     testList
         "Slate"
-        [ PreludeProps.allTests
+        [ PurityTests.allTests
+          PreludeProps.allTests
           IdsProps.allTests
           KeyRangeProps.allTests
           FlatBufProps.allTests
@@ -19,6 +20,11 @@ let allTests =
           ManifestCodecProps.allTests
           PathsProps.allTests
           MergeProps.allTests
+          CompactionStateProps.allTests
+          RetentionProps.allTests
+          SizeTieredProps.allTests
+          CompactionProps.allTests
+          GcPlanProps.allTests
           CompatTests.allTests
           InteropTests.allTests
           ObjectStoreTests.allTests
@@ -28,7 +34,9 @@ let allTests =
           MemtableTests.allTests
           EngineTests.allTests
           CrashTests.allTests
-          FacadeTests.allTests ]
+          FacadeTests.allTests
+          ReaderTests.allTests
+          AdminTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).

@@ -1,0 +1,5 @@
+module Slate.Properties.AdminTests
+
+open Expecto
+
+let allTests = testList "Admin" []

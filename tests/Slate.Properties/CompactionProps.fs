@@ -1,0 +1,5 @@
+module Slate.Properties.CompactionProps
+
+open Expecto
+
+let allTests = testList "Compaction" []

@@ -1,0 +1,5 @@
+module Slate.Properties.CompactionStateProps
+
+open Expecto
+
+let allTests = testList "CompactionState" []

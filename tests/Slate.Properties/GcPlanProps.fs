@@ -1,0 +1,5 @@
+module Slate.Properties.GcPlanProps
+
+open Expecto
+
+let allTests = testList "GcPlan" []

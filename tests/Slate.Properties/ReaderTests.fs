@@ -1,0 +1,5 @@
+module Slate.Properties.ReaderTests
+
+open Expecto
+
+let allTests = testList "Reader" []

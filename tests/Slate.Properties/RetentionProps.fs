@@ -1,0 +1,5 @@
+module Slate.Properties.RetentionProps
+
+open Expecto
+
+let allTests = testList "Retention" []

@@ -1,0 +1,5 @@
+module Slate.Properties.SizeTieredProps
+
+open Expecto
+
+let allTests = testList "SizeTiered" []
