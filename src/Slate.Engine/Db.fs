@@ -339,7 +339,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         (Sst.build sstOptions SstType.Wal imm.Rows).Bytes
 
     /// Uploads every immutable WAL in id order; advances durability.
-    let uploadWalsUnlockedAsync (ct: CancellationToken) : Task =
+    let uploadWalsAsync (ct: CancellationToken) : Task =
         task {
             let mutable go = true
 
@@ -366,20 +366,6 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                         unflushedBytes <- unflushedBytes - imm.Bytes
                         pulse &durableChanged
                         pulse &unflushedChanged)
-        }
-
-    let walUploadLock = new SemaphoreSlim(1, 1)
-
-    /// One uploader at a time: the WAL loop and close both upload, and two uploaders of one
-    /// immutable WAL would see their own object as `AlreadyExists` (a false `Fenced`).
-    let uploadWalsAsync (ct: CancellationToken) : Task =
-        task {
-            do! walUploadLock.WaitAsync(ct)
-
-            try
-                do! uploadWalsUnlockedAsync ct
-            finally
-                walUploadLock.Release() |> ignore
         }
 
     let flushWalNowAsync (ct: CancellationToken) : Task =
@@ -450,7 +436,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
             | _ -> Some r)
 
     /// Uploads and publishes the oldest frozen memtable; false when there is none.
-    let flushOneL0UnlockedAsync (ct: CancellationToken) : Task<bool> =
+    let flushOneL0Async (ct: CancellationToken) : Task<bool> =
         task {
             let next =
                 lock stateLock (fun () ->
@@ -528,20 +514,6 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                     pulse &unflushedChanged)
 
                 return true
-        }
-
-    let l0FlushLock = new SemaphoreSlim(1, 1)
-
-    /// One flusher at a time: the memtable loop and close both flush, and two flushers would
-    /// upload and publish the same frozen memtable twice.
-    let flushOneL0Async (ct: CancellationToken) : Task<bool> =
-        task {
-            do! l0FlushLock.WaitAsync(ct)
-
-            try
-                return! flushOneL0UnlockedAsync ct
-            finally
-                l0FlushLock.Release() |> ignore
         }
 
     let flushAllL0Async (ct: CancellationToken) : Task =
