@@ -32,7 +32,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     let random =
         match options.RandomSeed with
-        | Some s -> Random(s)
+        // the epoch is unique per writer: successive writers with one seed mint different ULIDs
+        | Some s -> Random(s ^^^ (int epoch * 0x2545F491))
         | None -> Random()
 
     let stateLock = obj ()
@@ -457,9 +458,12 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 if options.WalEnabled then
                     while Volatile.Read(&durableSeq) < fm.Table.MaxSeq do
                         let t = lock stateLock (fun () -> durableChanged.Task)
-                        signal walSignal
-                        do! t.WaitAsync(ct)
-                        checkOpen ()
+
+                        // re-check after taking the task: a pulse in between would be lost
+                        if Volatile.Read(&durableSeq) < fm.Table.MaxSeq then
+                            signal walSignal
+                            do! t.WaitAsync(ct)
+                            checkOpen ()
 
                 let handle =
                     { Id = id
