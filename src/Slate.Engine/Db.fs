@@ -436,8 +436,21 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
             | _ -> Some r)
 
     /// Uploads and publishes the oldest frozen memtable; false when there is none.
-    let flushOneL0Async (ct: CancellationToken) : Task<bool> =
+    /// L0 backpressure (SPEC §5.5): wait while the manifest already lists `L0MaxSsts` L0 SSTs; the
+    /// manifest poller adopts the compactor's results. Close does not wait (it never loses data,
+    /// and without a compactor it would wait forever), so it may exceed the limit.
+    let waitForL0RoomAsync (ct: CancellationToken) : Task =
         task {
+            while accepting && manifest.Manifest.L0.Length >= options.L0MaxSsts do
+                checkOpen ()
+                do! Task.Delay(TimeSpan.FromMilliseconds 50.0, time, ct)
+        }
+
+    let flushOneL0Async (enforceLimit: bool) (ct: CancellationToken) : Task<bool> =
+        task {
+            if enforceLimit then
+                do! waitForL0RoomAsync ct
+
             let next =
                 lock stateLock (fun () ->
                     if frozenQueue.Count > 0 then
@@ -516,7 +529,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 return true
         }
 
-    let flushAllL0Async (ct: CancellationToken) : Task =
+    let flushAllL0Async (enforceLimit: bool) (ct: CancellationToken) : Task =
         task {
             do! l0FlushLock.WaitAsync(ct)
 
@@ -524,7 +537,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 let mutable go = true
 
                 while go do
-                    let! more = flushOneL0Async ct
+                    let! more = flushOneL0Async enforceLimit ct
                     go <- more
             finally
                 l0FlushLock.Release() |> ignore
@@ -537,7 +550,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
             try
                 while not ct.IsCancellationRequested do
                     do! l0Signal.WaitAsync(ct)
-                    do! flushAllL0Async ct
+                    do! flushAllL0Async true ct
             with
             | :? OperationCanceledException -> ()
             | :? SlateException as e -> fail e
@@ -831,7 +844,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                     do! flushWalNowAsync ct
 
                 lock stateLock freezeMemtableLocked
-                do! flushAllL0Async ct
+                do! flushAllL0Async false ct
             | _ -> ()
 
             cts.Cancel()

@@ -49,10 +49,12 @@ module Eng =
             | None -> operand
 
     /// Small, deterministic engine settings: 1 KiB L0 SSTs, manual flushes only, small caches.
+    /// L0MaxSsts is raised because no compactor drains L0 yet (the limit is tested in InteropTests).
     let options: DbOptions =
         { DbOptions.defaults with
             FlushInterval = None
             L0SstSizeBytes = 1024L
+            L0MaxSsts = 100_000
             RandomSeed = Some 7
             BlockCacheBytes = 1L <<< 20
             MetaCacheBytes = 1L <<< 20 }

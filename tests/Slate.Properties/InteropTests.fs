@@ -715,13 +715,13 @@ let private getDb (db: Db) (keyHex: string) : Entry option =
     await "Db.GetAsync" (db.GetAsync(Bytes.ofHex keyHex, readOpts, ct))
     |> Option.map ofRow
 
-/// The engine race found by these tests (reported, not fixed here): `CloseAsync(Some _)` flushes
+/// An engine race these tests found (fixed by serialising WAL uploads and L0 flushes): `CloseAsync(Some _)` flushed
 /// the WAL and the memtable itself while the background WAL and L0 flushers are still running, so
 /// both can upload the same immutable WAL (the loser's create-if-absent fails → a false
 /// "detected newer DB client") or the same frozen memtable (published twice under two ULIDs, then
 /// `Queue.Dequeue` on an empty queue → "Queue empty").
 let private closeRaceBug =
-    "ENGINE BUG (CloseAsync races the background WAL/L0 flushers; see closeRaceBug in InteropTests.fs)"
+    "regression: CloseAsync used to race the background WAL/L0 flushers (closeRaceTest)"
 
 /// `CloseAsync(Some MemTable)`, labelling the known race when it strikes.
 let private closeWithMemtableFlush (what: string) (db: Db) =
@@ -1099,7 +1099,7 @@ let private compatAsWriter (case: string) =
 /// Reproduces the close race without Node: writes then `CloseAsync(Some MemTable)`, repeatedly.
 /// Each close must succeed and publish exactly one new L0 holding exactly the new rows.
 let private closeRaceTest =
-    test "BUG (engine, open): CloseAsync(Some MemTable) right after writes races the background flushers" {
+    test "CloseAsync(Some MemTable) right after writes does not race the background flushers" {
         withTemp "close-race" (fun root ->
             let store = LocalFileObjectStore(root)
             let model = Model()
@@ -1136,7 +1136,7 @@ let private closeRaceTest =
 /// limit of 8 and no compactor, and SlateDB (same default) then blocks forever in its first
 /// memtable flush on that database.
 let private l0LimitTest =
-    test "BUG (engine, open): L0 flushes do not wait when the manifest already lists L0MaxSsts L0 SSTs (SPEC §5.5)" {
+    test "L0 flushes wait while the manifest already lists L0MaxSsts L0 SSTs (SPEC §5.5)" {
         withTemp "l0-limit" (fun root ->
             let store = LocalFileObjectStore(root)
             let model = Model()
@@ -1182,4 +1182,4 @@ let allTests =
                 yield bloomTest ]
           testList "Engine and SlateDB" [ engineToSlateDb None; engineToSlateDb (Some FlushKind.Wal); slateDbContinues ]
           testList "Compat vectors through Slate's writer" [ for c in CompatTests.cases () -> compatAsWriter c ]
-          testList "Engine bugs found by the interop tests" [ closeRaceTest; l0LimitTest ] ]
+          testList "Engine behaviour pinned by the interop tests" [ closeRaceTest; l0LimitTest ] ]
