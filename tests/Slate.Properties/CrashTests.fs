@@ -486,6 +486,56 @@ let private seeds () =
     | "" -> 400
     | n -> int n
 
+/// Random transient faults (half of them lost responses) behind a retrying store with no back-off:
+/// every call succeeds and nothing is lost or duplicated (no false `Fenced` from a lost create).
+let private transientOnce (seed: int) : unit =
+    let rng = Random(seed)
+    let w = workload rng true
+    let inner = InMemoryObjectStore()
+    let faulty = FaultInjectingObjectStore(inner)
+    faulty.FailRandomly(0.15, 0.5, seed)
+
+    let retrying =
+        RetryingObjectStore(
+            faulty,
+            { RetryOptions.defaults with
+                InitialDelay = TimeSpan.Zero
+                MaxDelay = TimeSpan.Zero },
+            TimeProvider.System,
+            Random(seed)
+        )
+
+    let where = sprintf "seed %d" seed
+    let db = openDb retrying "crash" w.Options
+    let submitted = ResizeArray()
+    let mutable last = 0UL
+
+    for step in w.Steps do
+        match step with
+        | Batch ops ->
+            let wops =
+                ops
+                |> List.map (fun (k, v) ->
+                    match v with
+                    | Some v -> WriteOp.Put(utf8 k, utf8 v, Ttl.Default)
+                    | None -> WriteOp.Delete(utf8 k))
+
+            let r = await (db.WriteAsync(wops, ct))
+            submitted.Add(r.Seq, ops)
+            last <- r.Seq
+        | Await -> awaitU (db.AwaitDurableAsync(last, ct))
+        | Flush k -> awaitU (db.FlushAsync(k, ct))
+
+    let all = List.ofSeq submitted
+    Expect.equal (scanAll db readOpts) (stateAfter all last) (sprintf "%s: state under faults" where)
+    awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
+    Expect.isGreaterThan faulty.FaultCount 0L (sprintf "%s: faults were injected" where)
+    let db2 = openDb inner "crash" w.Options
+    Expect.equal db2.LastCommittedSeq last (sprintf "%s: every batch recovered" where)
+    Expect.equal (scanAll db2 readOpts) (stateAfter all last) (sprintf "%s: state after reopen" where)
+    awaitU (db2.CloseAsync(None, ct))
+    checkStore inner "crash"
+
 let private crashTests =
     testList
         "crash"
@@ -511,6 +561,11 @@ let private crashTests =
 
               Expect.isGreaterThan (crashed * 10) (runs.Length * 8) "at least 80%% of the runs crash"
               Expect.isGreaterThan ackedThenCrashed (runs.Length / 4) "many crash after an acknowledgement"
+          }
+
+          test "transient faults and lost responses behind the retrying store change nothing" {
+              for seed in 1 .. seeds () / 4 do
+                  transientOnce seed
           } ]
 
 let allTests = testList "Crash" [ fencingTests; corruptionTests; crashTests ]
