@@ -115,6 +115,15 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
     public ValueTask<WriteHandle> MergeAsync(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> operand, PutOptions? options = null, CancellationToken cancellationToken = default) =>
         Submit(One(E.WriteOp.NewMerge(Convert.Key(key), operand.ToArray(), Convert.Ttl(options))), cancellationToken);
 
+    /// <summary>Appends a UTF-8 merge operand to a UTF-8 key.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="operand">The operand.</param>
+    /// <param name="options">Put options.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The write handle.</returns>
+    public ValueTask<WriteHandle> MergeAsync(string key, string operand, PutOptions? options = null, CancellationToken cancellationToken = default) =>
+        MergeAsync(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(operand), options, cancellationToken);
+
     /// <summary>Applies a batch atomically with one sequence number; the batch is consumed.</summary>
     /// <param name="batch">The batch.</param>
     /// <param name="cancellationToken">Cancellation.</param>
@@ -154,6 +163,14 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
         var r = await _db.GetAsync(Convert.Key(key), Convert.Read(options), cancellationToken).ConfigureAwait(false);
         return r is null ? null : KeyValue.Of(r.Value);
     }
+
+    /// <summary>The latest visible value of a UTF-8 key with its metadata.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="options">Read options.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The entry or null.</returns>
+    public ValueTask<KeyValue?> GetKeyValueAsync(string key, ReadOptions? options = null, CancellationToken cancellationToken = default) =>
+        GetKeyValueAsync(Encoding.UTF8.GetBytes(key), options, cancellationToken);
 
     internal async ValueTask<KeyValue?> GetKeyValueAtAsync(ReadOnlyMemory<byte> key, ReadOptions? options, ulong seq, CancellationToken ct)
     {

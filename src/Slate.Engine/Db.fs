@@ -473,6 +473,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                         let t = lock stateLock (fun () -> durableChanged.Task)
 
                         // re-check after taking the task: a pulse in between would be lost
+                        checkOpen ()
+
                         if Volatile.Read(&durableSeq) < fm.Table.MaxSeq then
                             signal walSignal
                             do! t.WaitAsync(ct)
@@ -751,6 +753,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                     match t with
                     | None -> go <- false
                     | Some t ->
+                        // a failure recorded before the task was taken pulsed an older task
+                        checkOpen ()
                         signal l0Signal
                         do! t.WaitAsync(ct)
                         checkOpen ()
