@@ -59,6 +59,9 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     let mutable lastTick = initial.Manifest.LastL0ClockTick
     let mutable nextWalId = initial.Manifest.WalIdLastSeen + 1UL
     let mutable recentFlushedWalId = initial.Manifest.ReplayAfterWalId
+    // WAL id stamped on the newest frozen memtable (else replay_after_wal_id)
+    let mutable lastFreezeStamp = initial.Manifest.ReplayAfterWalId
+    let maxWalFlushesPerMemtable = 4096UL
 
     let walBuffer = ResizeArray<RowEntry>()
     let mutable walBufferBytes = 0L
@@ -237,6 +240,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
         if not mt.IsEmpty then
             mt.Freeze()
+            lastFreezeStamp <- recentFlushedWalId
 
             frozenQueue.Enqueue
                 { Table = mt
@@ -364,6 +368,12 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                         recentFlushedWalId <- imm.Id
                         Volatile.Write(&durableSeq, max durableSeq imm.LastSeq)
                         unflushedBytes <- unflushedBytes - imm.Bytes
+
+                        // at most 4096 WAL SSTs between memtable freezes (SPEC §5.5), so that
+                        // replay after a crash stays bounded
+                        if recentFlushedWalId - lastFreezeStamp >= maxWalFlushesPerMemtable then
+                            freezeMemtableLocked ()
+
                         pulse &durableChanged
                         pulse &unflushedChanged)
         }

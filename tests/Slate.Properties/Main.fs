@@ -35,6 +35,7 @@ let allTests =
           EngineTests.allTests
           CrashTests.allTests
           FacadeTests.allTests
+          WalLimitTests.allTests
           ReaderTests.allTests
           AdminTests.allTests ]
 
