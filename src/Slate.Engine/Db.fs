@@ -771,19 +771,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         }
 
     /// Reads the newest visible version of a key (resolved; None when absent or deleted).
-    member _.GetAsync(key: byte[], opts: ReadOpts, ct: CancellationToken) : Task<RowEntry option> =
-        task {
-            checkOpen ()
-            Validate.key key
-            let maxSeq = maxSeqFor opts
-            let v = view
-            let! versions = ReadPath.versionsAsync tables v key maxSeq opts.CacheBlocks ct
-
-            match Merge.resolveVersions options.MergeOperator versions with
-            | Ok r -> return r
-            | Error(ResolveError.MergeOperatorMissing _) ->
-                return raise (SlateException.Invalid "merge operator missing")
-        }
+    member this.GetAsync(key: byte[], opts: ReadOpts, ct: CancellationToken) : Task<RowEntry option> =
+        this.GetAtAsync(key, opts, UInt64.MaxValue, ct)
 
     /// A snapshot of the current view for a scan (sources are built by the iterator).
     member _.ScanView(opts: ReadOpts, snapshotSeq: uint64 option) : LsmView * uint64 =
