@@ -19,7 +19,9 @@ module Compaction =
 
     let private logicalOrder (m: Manifest) : Source list =
         (m.L0 |> List.map (fun h -> L0Src h.Id))
-        @ (m.Compacted |> List.sortByDescending (fun sr -> sr.Id) |> List.map (fun sr -> SrSrc sr.Id))
+        @ (m.Compacted
+           |> List.sortByDescending (fun sr -> sr.Id)
+           |> List.map (fun sr -> SrSrc sr.Id))
 
     let private sources (s: CompactionSpec) : Source list =
         (s.L0 |> List.map L0Src) @ (s.SortedRuns |> List.map SrSrc)
@@ -68,9 +70,7 @@ module Compaction =
                     | None ->
                         if m.Compacted |> List.exists (fun sr -> sr.Id >= s.Destination) then
                             Error(
-                                sprintf
-                                    "L0-only destination %d is not above every existing sorted run id"
-                                    s.Destination
+                                sprintf "L0-only destination %d is not above every existing sorted run id" s.Destination
                             )
                         else
                             Ok()
@@ -130,8 +130,7 @@ module Compaction =
         match missingSource m s with
         | Some x -> Error(sprintf "source %s is not in the manifest" (describeSource x))
         | None ->
-            let l0 =
-                s.L0 |> List.map (fun id -> [ m.L0 |> List.find (fun h -> h.Id = id) ])
+            let l0 = s.L0 |> List.map (fun id -> [ m.L0 |> List.find (fun h -> h.Id = id) ])
 
             let srs =
                 s.SortedRuns
@@ -199,8 +198,16 @@ module Compaction =
                     Spec = CompactionSpec.resolveDestination m job.Spec }
 
             match validate m jobs job with
-            | Ok() -> Ok { job with Status = CompactionStatus.Running }
-            | Error reason -> Error({ job with Status = CompactionStatus.Failed }, reason)
+            | Ok() ->
+                Ok
+                    { job with
+                        Status = CompactionStatus.Running }
+            | Error reason ->
+                Error(
+                    { job with
+                        Status = CompactionStatus.Failed },
+                    reason
+                )
 
     /// Marks a Running job Completed with its outputs.
     let complete (outputs: SstHandle list) (job: Compaction) : Result<Compaction, string> =

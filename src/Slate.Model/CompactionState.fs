@@ -59,7 +59,10 @@ module CompactionSpec =
 
     /// The lowest SR id among the sources, if any.
     let lowestSortedRun (s: CompactionSpec) : uint32 option =
-        if List.isEmpty s.SortedRuns then None else Some(List.min s.SortedRuns)
+        if List.isEmpty s.SortedRuns then
+            None
+        else
+            Some(List.min s.SortedRuns)
 
     /// The destination for an L0-only job against `m`: the highest SR id + 1, or 0 without SRs;
     /// None when the highest id is `UInt32.MaxValue`.
@@ -68,7 +71,11 @@ module CompactionSpec =
         | [] -> Some 0u
         | srs ->
             let highest = srs |> List.map (fun sr -> sr.Id) |> List.max
-            if highest = UInt32.MaxValue then None else Some(highest + 1u)
+
+            if highest = UInt32.MaxValue then
+                None
+            else
+                Some(highest + 1u)
 
     /// Re-derives the destination against the manifest the job is validated on (SPEC §4.16): with
     /// SR sources, the lowest of them; L0-only, the stored destination when it lies above every
@@ -90,7 +97,9 @@ module CompactionSpec =
 [<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module CompactorState =
     /// The state file the compactor creates at id 1 when none exists.
-    let initial: CompactorState = { CompactorEpoch = 0UL; Compactions = [] }
+    let initial: CompactorState =
+        { CompactorEpoch = 0UL
+          Compactions = [] }
 
     /// True for Submitted and Running jobs.
     let isActive (c: Compaction) : bool =
@@ -113,7 +122,8 @@ module CompactorState =
             { s with
                 Compactions = s.Compactions |> List.map (fun c -> if c.Id = job.Id then job else c) }
         else
-            { s with Compactions = s.Compactions @ [ job ] }
+            { s with
+                Compactions = s.Compactions @ [ job ] }
 
     /// Keeps the active jobs and the most recent finished one (highest job ULID), in state order.
     let trim (s: CompactorState) : CompactorState =
@@ -134,7 +144,8 @@ module CompactorState =
                 s.Compactions
                 |> List.map (fun c ->
                     if c.Status = CompactionStatus.Running then
-                        { c with Status = CompactionStatus.Submitted }
+                        { c with
+                            Status = CompactionStatus.Submitted }
                     else
                         c) }
 

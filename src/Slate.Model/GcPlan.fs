@@ -215,8 +215,7 @@ module GcPlan =
                 |> ids (function
                     | ObjectName.Compacted u -> Some u
                     | _ -> None)
-                |> List.filter (fun (u, o) ->
-                    Ulid.timestampMs u < cut && oldEnough i o && not (referenced.Contains u))
+                |> List.filter (fun (u, o) -> Ulid.timestampMs u < cut && oldEnough i o && not (referenced.Contains u))
                 |> List.map fst
                 |> List.distinct
                 |> List.sort

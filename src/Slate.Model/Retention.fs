@@ -64,9 +64,15 @@ module Retention =
                                 Value = RowValue.Tombstone
                                 ExpireTs = None }
 
-                        if r.Seq > p.RetentionMinSeq then go (t :: acc) tail else Ok(List.rev (t :: acc))
+                        if r.Seq > p.RetentionMinSeq then
+                            go (t :: acc) tail
+                        else
+                            Ok(List.rev (t :: acc))
                     | RowValue.Tombstone ->
-                        if r.Seq > p.RetentionMinSeq then go (r :: acc) tail else Ok(List.rev (r :: acc))
+                        if r.Seq > p.RetentionMinSeq then
+                            go (r :: acc) tail
+                        else
+                            Ok(List.rev (r :: acc))
                 elif r.Seq > p.RetentionMinSeq || isMerge r then
                     go (r :: acc) tail
                 else
@@ -83,6 +89,7 @@ module Retention =
     /// and an optional base into one row.
     let private foldGroup (op: MergeOperator) (ops: RowEntry list) (baseRow: RowEntry option) : RowEntry =
         let newest = List.head ops
+
         let operand (r: RowEntry) =
             match r.Value with
             | RowValue.Merge v -> v
@@ -178,7 +185,11 @@ module Retention =
                 | Some op ->
                     let above = emitted |> List.takeWhile (fun r -> r.Seq > p.RetentionMinSeq)
                     let atOrBelow = emitted |> List.skip above.Length
-                    if List.isEmpty atOrBelow then emitted else above @ foldTail op atOrBelow
+
+                    if List.isEmpty atOrBelow then
+                        emitted
+                    else
+                        above @ foldTail op atOrBelow
                 | None -> emitted
 
             if p.IsLastRun then dropOldestTombstones folded else folded)
@@ -227,14 +238,18 @@ module Retention =
 
                         for o in out do
                             if not failed then
-                                if Result.isError o then failed <- true
+                                if Result.isError o then
+                                    failed <- true
+
                                 yield o
                 | [] -> cur <- [ r ]
 
             if not failed && not (List.isEmpty cur) then
                 for o in flushKey cur do
                     if not failed then
-                        if Result.isError o then failed <- true
+                        if Result.isError o then
+                            failed <- true
+
                         yield o
         }
 

@@ -103,7 +103,11 @@ module SizeTiered =
             else
                 let l =
                     let n = List.length m.L0
-                    if n > opts.MaxSources then List.skip (n - opts.MaxSources) m.L0 else m.L0
+
+                    if n > opts.MaxSources then
+                        List.skip (n - opts.MaxSources) m.L0
+                    else
+                        m.L0
 
                 let ids = l |> List.map (fun h -> h.Id)
                 let size = l |> List.sumBy (fun h -> float (sstSize h))
@@ -134,7 +138,11 @@ module SizeTiered =
                     if List.length r >= opts.MinSources then
                         let r =
                             let n = List.length r
-                            if n > opts.MaxSources then List.skip (n - opts.MaxSources) r else r
+
+                            if n > opts.MaxSources then
+                                List.skip (n - opts.MaxSources) r
+                            else
+                                r
 
                         let ids = r |> List.map (fun (sr, _) -> sr.Id)
 

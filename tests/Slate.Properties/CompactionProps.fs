@@ -15,7 +15,9 @@ open Slate.Properties.CompactionStateProps
 let private l0s (n: int) =
     List.init n (fun i -> handle (ulidAt (int64 (100 + n - i)) (uint64 i)) 10UL)
 
-let private sr (id: uint32) = { Id = id; Ssts = [ handle (ulidAt 50L (uint64 id)) 10UL ] }
+let private sr (id: uint32) =
+    { Id = id
+      Ssts = [ handle (ulidAt 50L (uint64 id)) 10UL ] }
 
 let private baseManifest =
     { Manifest.initial with
@@ -50,15 +52,16 @@ let private validationTests =
               Expect.isTrue (isErr (Compaction.validateSpec m (spec [] [ 4u ] 4u))) "unknown SR"
               Expect.isTrue (isErr (Compaction.validateSpec m (spec (List.take 2 l0Ids) [] 6u))) "not the oldest L0"
 
-              Expect.isTrue
-                  (isErr (Compaction.validateSpec m (spec [ l0Ids[1]; l0Ids[3] ] [] 6u)))
-                  "gap in L0 sources"
+              Expect.isTrue (isErr (Compaction.validateSpec m (spec [ l0Ids[1]; l0Ids[3] ] [] 6u))) "gap in L0 sources"
 
               Expect.isTrue (isErr (Compaction.validateSpec m (spec [] [ 5u; 1u ] 1u))) "gap in SR sources"
               Expect.isTrue (isErr (Compaction.validateSpec m (spec [] [ 1u; 3u ] 1u))) "wrong order"
               Expect.isTrue (isErr (Compaction.validateSpec m (spec [] [ 5u; 3u ] 5u))) "destination not lowest"
               Expect.isTrue (isErr (Compaction.validateSpec m (spec l0Ids [] 5u))) "L0-only onto an existing SR"
-              Expect.isTrue (isErr (Compaction.validateSpec m (spec (List.skip 3 l0Ids) [ 3u ] 3u))) "L0 + SR 3 skips SR 5"
+
+              Expect.isTrue
+                  (isErr (Compaction.validateSpec m (spec (List.skip 3 l0Ids) [ 3u ] 3u)))
+                  "L0 + SR 3 skips SR 5"
           }
 
           test "refuses sources or destination held by another active job; one Running L0 job" {
@@ -67,11 +70,17 @@ let private validationTests =
               let mine = Compaction.submitted (ulidAt 1L 2UL) (spec [] [ 5u; 3u ] 3u)
               Expect.isTrue (isErr (Compaction.validate m [ other; mine ] mine)) "shared SR 3"
 
-              let done' = { other with Status = CompactionStatus.Completed }
+              let done' =
+                  { other with
+                      Status = CompactionStatus.Completed }
+
               Expect.isOk (Compaction.validate m [ done'; mine ] mine) "finished jobs do not count"
               Expect.isOk (Compaction.validate m [ mine ] mine) "the job itself does not count"
 
-              let l0a = { Compaction.submitted (ulidAt 1L 3UL) (spec [ l0Ids[3] ] [] 6u) with Status = CompactionStatus.Running }
+              let l0a =
+                  { Compaction.submitted (ulidAt 1L 3UL) (spec [ l0Ids[3] ] [] 6u) with
+                      Status = CompactionStatus.Running }
+
               let l0b = Compaction.submitted (ulidAt 1L 4UL) (spec (List.skip 2 l0Ids) [] 6u)
               Expect.isTrue (isErr (Compaction.validate m [ l0a; l0b ] l0b)) "second L0 job"
           }
@@ -104,12 +113,22 @@ let private validationTests =
               Expect.isOk (go CompactionStatus.Running j) "Submitted → Running"
               Expect.isOk (go CompactionStatus.Failed j) "Submitted → Failed"
               Expect.isError (go CompactionStatus.Completed j) "Submitted ↛ Completed"
-              let r = { j with Status = CompactionStatus.Running }
+
+              let r =
+                  { j with
+                      Status = CompactionStatus.Running }
+
               Expect.isOk (go CompactionStatus.Completed r) "Running → Completed"
               Expect.isOk (go CompactionStatus.Submitted r) "Running → Submitted (restart)"
-              let c = { j with Status = CompactionStatus.Completed }
 
-              for s in [ CompactionStatus.Submitted; CompactionStatus.Running; CompactionStatus.Failed ] do
+              let c =
+                  { j with
+                      Status = CompactionStatus.Completed }
+
+              for s in
+                  [ CompactionStatus.Submitted
+                    CompactionStatus.Running
+                    CompactionStatus.Failed ] do
                   Expect.isError (go s c) "Completed is final"
 
               let outs = [ handle (ulidAt 2L 2UL) 1UL ]
@@ -149,14 +168,19 @@ let private finishTests =
           }
 
           test "empty output adds no SR; a non-source existing destination is refused" {
-              let m = Compaction.finish baseManifest (spec [] [ 3u; 1u ] 1u) [] |> Result.defaultWith failtest
+              let m =
+                  Compaction.finish baseManifest (spec [] [ 3u; 1u ] 1u) []
+                  |> Result.defaultWith failtest
+
               Expect.equal (m.Compacted |> List.map (fun r -> r.Id)) [ 5u ] "everything dropped"
               Expect.isError (Compaction.finish baseManifest (spec l0Ids [] 3u) []) "would drop SR 3"
           }
 
           testPropN 300 "finish then finish again is always an error; sources always gone"
           <| Prop.forAll (Arb.fromGen SizeTieredProps.manifestGen) (fun m ->
-              let o = { SizeTiered.defaultOptions with MinSources = 2 }
+              let o =
+                  { SizeTiered.defaultOptions with
+                      MinSources = 2 }
 
               SizeTiered.propose o m []
               |> List.truncate 1
@@ -169,7 +193,8 @@ let private finishTests =
                       let gone =
                           s.L0 |> List.forall (fun u -> m'.L0 |> List.forall (fun h -> h.Id <> u))
                           && s.SortedRuns
-                             |> List.forall (fun i -> i = s.Destination || m'.Compacted |> List.forall (fun r -> r.Id <> i))
+                             |> List.forall (fun i ->
+                                 i = s.Destination || m'.Compacted |> List.forall (fun r -> r.Id <> i))
 
                       let ordered =
                           m'.Compacted |> List.pairwise |> List.forall (fun (a, b) -> a.Id > b.Id)
@@ -210,7 +235,10 @@ let private mint (w: World) =
     ulidAt (int64 (10_000UL + n)) n, { w with Counter = n }
 
 let private srSsts (m: Manifest) =
-    m.Compacted |> List.collect (fun r -> r.Ssts) |> List.map (fun h -> h.Id) |> Set.ofList
+    m.Compacted
+    |> List.collect (fun r -> r.Ssts)
+    |> List.map (fun h -> h.Id)
+    |> Set.ofList
 
 /// Checks a newly stored version against the expected live sets; throws on violation.
 let private checkStored (w: World) (writtenBy: string) =
@@ -221,8 +249,11 @@ let private checkStored (w: World) (writtenBy: string) =
     if Set.ofList l0 <> w.LiveL0 || l0.Length <> w.LiveL0.Count then
         failtestf "%s wrote L0 %A, expected %A" writtenBy l0 w.LiveL0
 
-    if ts <> List.sortDescending ts then failtestf "L0 not newest first"
-    if srSsts v <> w.LiveSr then failtestf "%s wrote SR SSTs %A, expected %A" writtenBy (srSsts v) w.LiveSr
+    if ts <> List.sortDescending ts then
+        failtestf "L0 not newest first"
+
+    if srSsts v <> w.LiveSr then
+        failtestf "%s wrote SR SSTs %A, expected %A" writtenBy (srSsts v) w.LiveSr
 
     if v.Compacted |> List.pairwise |> List.exists (fun (a, b) -> a.Id <= b.Id) then
         failtestf "SR ids not strictly descending"
@@ -246,23 +277,48 @@ let private step (w: World) (p: Party) : World =
               OldestSnapshotSeq = None }
 
         match Manifest.publishL0 seq pub w.WView with
-        | Ok v -> { w with WView = v; WPending = true; Seq = seq }
+        | Ok v ->
+            { w with
+                WView = v
+                WPending = true
+                Seq = seq }
         | Error e -> failtestf "publish: %A" e
     | WriterWrite when w.WPending ->
         if w.WBase = latestId w then
-            let stored = { w with Store = w.WView :: w.Store; WBase = latestId w + 1; WPending = false }
+            let stored =
+                { w with
+                    Store = w.WView :: w.Store
+                    WBase = latestId w + 1
+                    WPending = false }
+
             let mine = w.WView.L0 |> List.map (fun h -> h.Id) |> Set.ofList
-            let w = { stored with LiveL0 = Set.union w.LiveL0 mine }
+
+            let w =
+                { stored with
+                    LiveL0 = Set.union w.LiveL0 mine }
+
             checkStored w "writer"
             w
         else
-            { w with WView = Manifest.mergeForWriter w.WView latest; WBase = latestId w }
-    | WriterPoll -> { w with WView = Manifest.mergeForWriter w.WView latest; WBase = latestId w }
+            { w with
+                WView = Manifest.mergeForWriter w.WView latest
+                WBase = latestId w }
+    | WriterPoll ->
+        { w with
+            WView = Manifest.mergeForWriter w.WView latest
+            WBase = latestId w }
     | CompactorRefresh when w.CDirty.IsNone ->
-        { w with CView = Manifest.mergeForCompactor w.CView latest; CBase = latestId w }
+        { w with
+            CView = Manifest.mergeForCompactor w.CView latest
+            CBase = latestId w }
     | CompactorPlan when w.CJob.IsNone && w.CDirty.IsNone ->
-        let o = { SizeTiered.defaultOptions with MinSources = 2; MaxSources = 3 }
-        { w with CJob = SizeTiered.propose o w.CView [] |> List.tryHead }
+        let o =
+            { SizeTiered.defaultOptions with
+                MinSources = 2
+                MaxSources = 3 }
+
+        { w with
+            CJob = SizeTiered.propose o w.CView [] |> List.tryHead }
     | CompactorFinish when w.CDirty.IsNone ->
         match w.CJob with
         | None -> w
@@ -273,8 +329,13 @@ let private step (w: World) (p: Party) : World =
             match Compaction.finish w.CView s out with
             | Error e -> failtestf "the compactor's own view lost its sources: %s" e
             | Ok v ->
-                if Result.isOk (Compaction.finish v s out) then failtest "finished twice"
-                { w with CView = v; CJob = None; CDirty = Some(s, out) }
+                if Result.isOk (Compaction.finish v s out) then
+                    failtest "finished twice"
+
+                { w with
+                    CView = v
+                    CJob = None
+                    CDirty = Some(s, out) }
     | CompactorWrite ->
         match w.CDirty with
         | None -> w
@@ -298,18 +359,36 @@ let private step (w: World) (p: Party) : World =
 
                 if
                     (v.ReplayAfterWalId, v.WalIdLastSeen, v.LastL0Seq, v.LastL0ClockTick, v.WriterEpoch)
-                    <> (latest.ReplayAfterWalId, latest.WalIdLastSeen, latest.LastL0Seq, latest.LastL0ClockTick, latest.WriterEpoch)
+                    <> (latest.ReplayAfterWalId,
+                        latest.WalIdLastSeen,
+                        latest.LastL0Seq,
+                        latest.LastL0ClockTick,
+                        latest.WriterEpoch)
                 then
                     failtest "the compactor changed writer scalars"
 
                 checkStored w "compactor"
                 w
             else
-                { w with CView = Manifest.mergeForCompactor w.CView latest; CBase = latestId w }
+                { w with
+                    CView = Manifest.mergeForCompactor w.CView latest
+                    CBase = latestId w }
     | AddCheckpoint ->
         let n = w.Counter + 1UL
-        let c: Checkpoint = { Id = { High = n; Low = n }; ManifestId = uint64 (latestId w + 1); ExpireTimeS = None; CreateTimeS = 0u; Name = None }
-        let w = { w with Store = Manifest.addCheckpoint c latest :: w.Store; Counter = n; Checkpoints = w.Checkpoints.Add c.Id }
+
+        let c: Checkpoint =
+            { Id = { High = n; Low = n }
+              ManifestId = uint64 (latestId w + 1)
+              ExpireTimeS = None
+              CreateTimeS = 0u
+              Name = None }
+
+        let w =
+            { w with
+                Store = Manifest.addCheckpoint c latest :: w.Store
+                Counter = n
+                Checkpoints = w.Checkpoints.Add c.Id }
+
         checkStored w "checkpointer"
         w
     | _ -> w
@@ -345,10 +424,14 @@ let private runWorld (steps: Party list) : World =
     let w = steps |> List.fold step world0
 
     let rec drain (w: World) n =
-        if n = 0 then failtest "did not converge"
-        elif w.WPending then drain (step w WriterWrite) (n - 1)
-        elif w.CDirty.IsSome then drain (step w CompactorWrite) (n - 1)
-        else w
+        if n = 0 then
+            failtest "did not converge"
+        elif w.WPending then
+            drain (step w WriterWrite) (n - 1)
+        elif w.CDirty.IsSome then
+            drain (step w CompactorWrite) (n - 1)
+        else
+            w
 
     drain w 100
 

@@ -42,7 +42,11 @@ let private u64Gen: Gen<uint64> =
     Gen.frequency
         [ 3, Gen.choose (0, 100_000) |> Gen.map uint64
           1, Gen.elements [ 0UL; 1UL; UInt64.MaxValue ]
-          1, Gen.map2 (fun (a: int) (b: int) -> (uint64 (uint32 a) <<< 32) ||| uint64 (uint32 b)) (Gen.choose (0, Int32.MaxValue)) (Gen.choose (0, Int32.MaxValue)) ]
+          1,
+          Gen.map2
+              (fun (a: int) (b: int) -> (uint64 (uint32 a) <<< 32) ||| uint64 (uint32 b))
+              (Gen.choose (0, Int32.MaxValue))
+              (Gen.choose (0, Int32.MaxValue)) ]
 
 let private ulidGen: Gen<Ulid> =
     Gen.map2 (fun h l -> { Ulid.High = h; Low = l }) u64Gen u64Gen
@@ -87,7 +91,10 @@ let private stateGen: Gen<CompactorState> =
         let! epoch = u64Gen
         let! n = Gen.choose (0, 5)
         let! jobs = Gen.listOfLength n jobGen
-        return { CompactorEpoch = epoch; Compactions = jobs }
+
+        return
+            { CompactorEpoch = epoch
+              Compactions = jobs }
     }
 
 // ---------------------------------------------------------------- hand-built buffers
@@ -110,7 +117,8 @@ let private oneJob (v: uint16) (tag: byte) (specFields: FbField list) (status: b
 
 let private ulids (xs: Ulid list) = xs |> List.map ManifestCodec.ulidFields
 
-let private decodeOk (bytes: byte[]) = CompactionStateCodec.decode bytes |> okOrFail
+let private decodeOk (bytes: byte[]) =
+    CompactionStateCodec.decode bytes |> okOrFail
 
 let private isInvalid (r: Result<'a, DecodeError>) =
     match r with
@@ -146,10 +154,18 @@ let private goldenTests =
 
           test "field values pinned" {
               let files = goldenStates () |> Map.ofArray
-              let get n = files[sprintf "%020d.compactions" n] |> decodeOk
+
+              let get n =
+                  files[sprintf "%020d.compactions" n] |> decodeOk
 
               let s1 = get 1
-              Expect.equal s1 { CompactorEpoch = 0UL; Compactions = [] } "file 1 is the initial state"
+
+              Expect.equal
+                  s1
+                  { CompactorEpoch = 0UL
+                    Compactions = [] }
+                  "file 1 is the initial state"
+
               Expect.equal (get 2).CompactorEpoch 1UL "the compactor fenced the state at epoch 1"
 
               let s4 = get 4
@@ -173,10 +189,7 @@ let private goldenTests =
               Expect.isEmpty j.Spec.L0 "SR-only"
               Expect.equal j.Spec.Destination (List.min j.Spec.SortedRuns) "destination = lowest SR"
 
-              Expect.equal
-                  j.Spec.SortedRuns
-                  (List.sortDescending j.Spec.SortedRuns)
-                  "sorted runs highest first"
+              Expect.equal j.Spec.SortedRuns (List.sortDescending j.Spec.SortedRuns) "sorted runs highest first"
           }
 
           test "completed outputs and L0 sources are SSTs the manifests reference" {
@@ -184,7 +197,8 @@ let private goldenTests =
                   Directory.GetFiles(Path.Combine(goldenDir (), "manifest"), "*.manifest")
                   |> Array.map (File.ReadAllBytes >> ManifestCodec.decode >> okOrFail)
 
-              let l0Ids = manifests |> Seq.collect (fun m -> m.L0) |> Seq.map (fun h -> h.Id) |> Set.ofSeq
+              let l0Ids =
+                  manifests |> Seq.collect (fun m -> m.L0) |> Seq.map (fun h -> h.Id) |> Set.ofSeq
 
               let srIds =
                   manifests
@@ -250,7 +264,10 @@ let allTests =
               let b = [ ulidAt 9L 3UL ]
               let s = decodeOk (oneJob 1us 1uy [ FbField.Tables(0, ulids a) ] 0uy)
               Expect.equal s.Compactions.Head.Spec.L0 a "deprecated ssts"
-              let s = decodeOk (oneJob 1us 1uy [ FbField.Tables(0, ulids a); FbField.Tables(2, ulids b) ] 0uy)
+
+              let s =
+                  decodeOk (oneJob 1us 1uy [ FbField.Tables(0, ulids a); FbField.Tables(2, ulids b) ] 0uy)
+
               Expect.equal s.Compactions.Head.Spec.L0 b "l0_view_ids"
               Expect.equal s.CompactorEpoch 7UL "epoch"
           }
@@ -289,7 +306,10 @@ let allTests =
           }
 
           test "L0-only destination is recomputed against the manifest" {
-              let spec = { L0 = [ ulidAt 1L 1UL ]; SortedRuns = []; Destination = 0u }
+              let spec =
+                  { L0 = [ ulidAt 1L 1UL ]
+                    SortedRuns = []
+                    Destination = 0u }
 
               let m =
                   { Manifest.initial with
@@ -303,7 +323,11 @@ let allTests =
                   9u
                   "a stored destination above every SR is kept"
 
-              let withSr = { spec with SortedRuns = [ 3u; 1u ]; Destination = 7u }
+              let withSr =
+                  { spec with
+                      SortedRuns = [ 3u; 1u ]
+                      Destination = 7u }
+
               Expect.equal (CompactionSpec.resolveDestination m withSr).Destination 1u "lowest source SR"
           }
 
@@ -323,6 +347,8 @@ let allTests =
               let r = CompactorState.resetRunning s
 
               r.Compactions |> List.forall (fun c -> c.Status <> CompactionStatus.Running)
-              && List.map (fun (c: Compaction) -> c.Id, c.Spec) r.Compactions = List.map (fun (c: Compaction) -> c.Id, c.Spec) s.Compactions)
+              && List.map (fun (c: Compaction) -> c.Id, c.Spec) r.Compactions = List.map
+                  (fun (c: Compaction) -> c.Id, c.Spec)
+                  s.Compactions)
 
           goldenTests ]

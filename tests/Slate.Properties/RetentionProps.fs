@@ -48,7 +48,9 @@ let visibleAt (maxSeq: uint64) (rows: RowEntry list) : RowEntry list =
 
 /// The seqs worth checking at and above `minSeq`: it, every row seq above it, and ∞.
 let checkSeqs (minSeq: uint64) (rows: RowEntry list) : uint64 list =
-    minSeq :: System.UInt64.MaxValue :: (rows |> List.map (fun r -> r.Seq) |> List.filter (fun s -> s > minSeq))
+    minSeq
+    :: System.UInt64.MaxValue
+    :: (rows |> List.map (fun r -> r.Seq) |> List.filter (fun s -> s > minSeq))
     |> List.distinct
 
 /// Invariants 25-27 for one retention pass from `input` to `output` with parameters `p`: the
@@ -57,7 +59,9 @@ let checkSeqs (minSeq: uint64) (rows: RowEntry list) : uint64 list =
 /// no tombstone above the boundary and no key disappears. Returns an error message or None.
 let retentionViolation (p: RetentionParams) (input: RowEntry list) (output: RowEntry list) : string option =
     let expected = ttl p.Clock input
-    let sorted = output |> List.pairwise |> List.forall (fun (a, b) -> Merge.compareRows a b < 0)
+
+    let sorted =
+        output |> List.pairwise |> List.forall (fun (a, b) -> Merge.compareRows a b < 0)
 
     let badSeq =
         checkSeqs p.RetentionMinSeq input
@@ -174,8 +178,11 @@ let private row (k: string) (seq: int) (v: RowValue) (expire: int64 option) : Ro
       CreateTs = Some(int64 seq)
       ExpireTs = expire }
 
-let private value (s: string) = RowValue.Value(System.Text.Encoding.ASCII.GetBytes s)
-let private merge (s: string) = RowValue.Merge(System.Text.Encoding.ASCII.GetBytes s)
+let private value (s: string) =
+    RowValue.Value(System.Text.Encoding.ASCII.GetBytes s)
+
+let private merge (s: string) =
+    RowValue.Merge(System.Text.Encoding.ASCII.GetBytes s)
 
 let private p0 =
     { RetentionMinSeq = 100UL
@@ -201,7 +208,11 @@ let private examples =
           }
 
           test "versions below the first one at or under the boundary are dropped" {
-              let rows = [ row "k" 5 (value "c") None; row "k" 3 (value "b") None; row "k" 1 (value "a") None ]
+              let rows =
+                  [ row "k" 5 (value "c") None
+                    row "k" 3 (value "b") None
+                    row "k" 1 (value "a") None ]
+
               let out = applyOk { p0 with RetentionMinSeq = 3UL } rows
               Expect.equal out (List.take 2 rows) "seq 1 invisible at every seq >= 3"
               let out = applyOk { p0 with RetentionMinSeq = 5UL } rows
@@ -209,7 +220,11 @@ let private examples =
           }
 
           test "last run: a tombstone-only key vanishes; oldest-end tombstones go" {
-              let p = { p0 with RetentionMinSeq = 3UL; IsLastRun = true }
+              let p =
+                  { p0 with
+                      RetentionMinSeq = 3UL
+                      IsLastRun = true }
+
               Expect.isEmpty (applyOk p [ row "k" 5 RowValue.Tombstone None ]) "vanished"
 
               Expect.equal
@@ -224,7 +239,11 @@ let private examples =
           }
 
           test "operands at or below the boundary fold onto their base" {
-              let rows = [ row "k" 5 (merge "c") None; row "k" 4 (merge "b") None; row "k" 2 (value "a") None ]
+              let rows =
+                  [ row "k" 5 (merge "c") None
+                    row "k" 4 (merge "b") None
+                    row "k" 2 (value "a") None ]
+
               let out = applyOk { p0 with RetentionMinSeq = 10UL } rows
 
               Expect.equal
@@ -234,11 +253,21 @@ let private examples =
                   "folded into one value"
 
               let out = applyOk { p0 with RetentionMinSeq = 4UL } rows
-              Expect.equal out [ row "k" 5 (merge "c") None; { row "k" 4 (value "ab") None with CreateTs = Some 4L } ] "never across the boundary"
+
+              Expect.equal
+                  out
+                  [ row "k" 5 (merge "c") None
+                    { row "k" 4 (value "ab") None with
+                        CreateTs = Some 4L } ]
+                  "never across the boundary"
           }
 
           test "operands fold onto a tombstone base as no existing value" {
-              let rows = [ row "k" 5 (merge "b") None; row "k" 4 (merge "a") None; row "k" 2 RowValue.Tombstone None ]
+              let rows =
+                  [ row "k" 5 (merge "b") None
+                    row "k" 4 (merge "a") None
+                    row "k" 2 RowValue.Tombstone None ]
+
               Expect.equal (applyOk p0 rows) [ row "k" 5 (value "ab") None ] "a value"
           }
 
@@ -251,7 +280,9 @@ let private examples =
 
               Expect.equal
                   (applyOk p0 rows)
-                  [ row "k" 5 (merge "bc") (Some 50L); row "k" 3 (merge "a") (Some 60L); row "k" 2 (value "z") None ]
+                  [ row "k" 5 (merge "bc") (Some 50L)
+                    row "k" 3 (merge "a") (Some 60L)
+                    row "k" 2 (value "z") None ]
                   "two operand groups, base kept apart"
           }
 

@@ -40,7 +40,9 @@ let manifestGen: Gen<Manifest> =
 
                     return
                         { Id = id
-                          Ssts = sizes |> List.mapi (fun j s -> handle (ulidAt 500L (uint64 (int id * 10 + j))) s) }
+                          Ssts =
+                            sizes
+                            |> List.mapi (fun j s -> handle (ulidAt 500L (uint64 (int id * 10 + j))) s) }
                 })
             |> Gen.sequenceToList
 
@@ -79,7 +81,11 @@ let private activeGen (m: Manifest) : Gen<Compaction list> =
                       let! l0 = Gen.subListOf (m.L0 |> List.map (fun h -> h.Id))
                       let! srs = Gen.subListOf (m.Compacted |> List.map (fun sr -> sr.Id))
                       let! d = Gen.choose (0, 30)
-                      return [ { L0 = l0; SortedRuns = srs; Destination = uint32 d } ]
+
+                      return
+                          [ { L0 = l0
+                              SortedRuns = srs
+                              Destination = uint32 d } ]
                   } ]
 
         let! statuses =
@@ -120,12 +126,17 @@ let private claims (m: Manifest) (s: CompactionSpec) : Set<string> =
 /// message or None.
 let plannerViolation (o: SizeTieredOptions) (m: Manifest) (jobs: Compaction list) (props: CompactionSpec list) =
     let active = jobs |> List.filter CompactorState.isActive
-    let srSize id = m.Compacted |> List.find (fun sr -> sr.Id = id) |> SizeTiered.runSize |> float
+
+    let srSize id =
+        m.Compacted |> List.find (fun sr -> sr.Id = id) |> SizeTiered.runSize |> float
 
     let problems =
         [ if props.Length > max 0 (o.MaxConcurrent - active.Length) then
               yield "more than max_concurrent jobs"
-          if (active |> List.filter (fun c -> CompactionSpec.hasL0 c.Spec)).Length > 0 && props |> List.exists CompactionSpec.hasL0 then
+          if
+              (active |> List.filter (fun c -> CompactionSpec.hasL0 c.Spec)).Length > 0
+              && props |> List.exists CompactionSpec.hasL0
+          then
               yield "an L0 proposal beside an active L0 job"
           if (props |> List.filter CompactionSpec.hasL0).Length > 1 then
               yield "two L0 proposals"
@@ -147,7 +158,9 @@ let plannerViolation (o: SizeTieredOptions) (m: Manifest) (jobs: Compaction list
               let ratioOk =
                   p.SortedRuns
                   |> List.map srSize
-                  |> List.scan (fun (ok, mn) s -> (ok && (mn = infinity || s <= o.SizeRatio * mn)), min mn s) (true, infinity)
+                  |> List.scan
+                      (fun (ok, mn) s -> (ok && (mn = infinity || s <= o.SizeRatio * mn)), min mn s)
+                      (true, infinity)
                   |> List.forall fst
 
               if not ratioOk then
@@ -184,7 +197,9 @@ let private l0s (n: int) =
 
 let private srs (sizes: (uint32 * uint64) list) =
     sizes
-    |> List.map (fun (id, s) -> { Id = id; Ssts = [ handle (ulidAt 50L (uint64 id)) s ] })
+    |> List.map (fun (id, s) ->
+        { Id = id
+          Ssts = [ handle (ulidAt 50L (uint64 id)) s ] })
 
 let private examples =
     testList
@@ -199,7 +214,9 @@ let private examples =
 
               Expect.equal
                   (SizeTiered.propose SizeTiered.defaultOptions m [])
-                  [ { L0 = m.L0 |> List.map (fun h -> h.Id); SortedRuns = []; Destination = 0u } ]
+                  [ { L0 = m.L0 |> List.map (fun h -> h.Id)
+                      SortedRuns = []
+                      Destination = 0u } ]
                   "all four"
           }
 
@@ -217,29 +234,57 @@ let private examples =
           }
 
           test "SRs of similar size compact into the lowest; a much larger one stops the run" {
-              let m = { Manifest.initial with Compacted = srs [ 9u, 10UL; 7u, 12UL; 4u, 9UL; 3u, 11UL; 1u, 1000UL ] }
+              let m =
+                  { Manifest.initial with
+                      Compacted = srs [ 9u, 10UL; 7u, 12UL; 4u, 9UL; 3u, 11UL; 1u, 1000UL ] }
 
               Expect.equal
                   (SizeTiered.propose SizeTiered.defaultOptions m [])
-                  [ { L0 = []; SortedRuns = [ 9u; 7u; 4u; 3u ]; Destination = 3u } ]
+                  [ { L0 = []
+                      SortedRuns = [ 9u; 7u; 4u; 3u ]
+                      Destination = 3u } ]
                   "four similar SRs"
           }
 
           test "an active job on the oldest L0 blocks L0 proposals; max_concurrent caps proposals" {
               let m = { Manifest.initial with L0 = l0s 6 }
               let oldest = List.last m.L0
-              let job = Compaction.submitted (ulidAt 1L 1UL) { L0 = [ oldest.Id ]; SortedRuns = []; Destination = 0u }
+
+              let job =
+                  Compaction.submitted
+                      (ulidAt 1L 1UL)
+                      { L0 = [ oldest.Id ]
+                        SortedRuns = []
+                        Destination = 0u }
+
               Expect.isEmpty (SizeTiered.propose SizeTiered.defaultOptions m [ job ]) "conflict"
 
-              let full = List.init 4 (fun i -> Compaction.submitted (ulidAt 1L (uint64 i)) { L0 = []; SortedRuns = []; Destination = 100u + uint32 i })
+              let full =
+                  List.init 4 (fun i ->
+                      Compaction.submitted
+                          (ulidAt 1L (uint64 i))
+                          { L0 = []
+                            SortedRuns = []
+                            Destination = 100u + uint32 i })
+
               Expect.isEmpty (SizeTiered.propose SizeTiered.defaultOptions m full) "4 active"
 
-              let finished = full |> List.map (fun c -> { c with Status = CompactionStatus.Completed })
+              let finished =
+                  full
+                  |> List.map (fun c ->
+                      { c with
+                          Status = CompactionStatus.Completed })
+
               Expect.isNonEmpty (SizeTiered.propose SizeTiered.defaultOptions m finished) "finished jobs do not count"
           }
 
           test "sstSize is index_offset + index_len" {
-              let h = { handle (ulidAt 1L 1UL) 0UL with Info = { (infoOfSize 100UL) with IndexLen = 23UL } }
+              let h =
+                  { handle (ulidAt 1L 1UL) 0UL with
+                      Info =
+                          { (infoOfSize 100UL) with
+                              IndexLen = 23UL } }
+
               Expect.equal (SizeTiered.sstSize h) 123UL "sum"
           } ]
 
