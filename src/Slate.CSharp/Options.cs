@@ -69,6 +69,9 @@ public sealed class CompactorOptions
     public int MaxCompactionSources { get; set; } = 8;
     /// <summary>Size ratio of the size-tiered planner.</summary>
     public double SizeRatio { get; set; } = 4.0;
+
+    internal Slate.Engine.CompactorSettings ToEngine() =>
+        new(PollInterval, MaxConcurrentCompactions, MaxSstSize, MinCompactionSources, MaxCompactionSources, SizeRatio);
 }
 
 /// <summary>Options of the garbage collector.</summary>
@@ -92,6 +95,9 @@ public sealed class GarbageCollectorOptions
     public bool WalFences { get; set; }
     /// <summary>Maintain GC boundary files (false for stores without conditional overwrite).</summary>
     public bool BoundaryFilesEnabled { get; set; } = true;
+
+    internal Slate.Engine.GcSettings ToEngine() =>
+        new(Interval, MinAge, DryRun, Manifests, Wal, CompactedSsts, CompactorState, WalFences, BoundaryFilesEnabled);
 }
 
 /// <summary>Settings of a <see cref="SlateClient"/> (SPEC §7). Invalid combinations fail at open with <see cref="SlateErrorKind.Invalid"/>.</summary>

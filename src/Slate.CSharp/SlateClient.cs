@@ -62,7 +62,9 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
                 : FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.Some(Convert.Merge(o.MergeOperator)),
             o.TimeProvider ?? d.TimeProvider,
             d.RandomSeed,
-            o.ObjectStoreMaxRetries.HasValue ? FSharpOption<int>.Some(o.ObjectStoreMaxRetries.Value) : FSharpOption<int>.None);
+            o.ObjectStoreMaxRetries.HasValue ? FSharpOption<int>.Some(o.ObjectStoreMaxRetries.Value) : FSharpOption<int>.None,
+            o.Compactor is null ? FSharpOption<E.CompactorSettings>.None : FSharpOption<E.CompactorSettings>.Some(o.Compactor.ToEngine()),
+            o.GarbageCollector is null ? FSharpOption<E.GcSettings>.None : FSharpOption<E.GcSettings>.Some(o.GarbageCollector.ToEngine()));
     }
 
     private async ValueTask<WriteHandle> Submit(Microsoft.FSharp.Collections.FSharpList<E.WriteOp> ops, CancellationToken ct)

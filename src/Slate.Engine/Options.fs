@@ -5,6 +5,73 @@ open System
 open Slate
 open Slate.Model
 
+/// Settings of a compactor (embedded or standalone). Defaults per SPEC §7.
+type CompactorSettings =
+    {
+        /// How often the compactor looks for work.
+        PollInterval: TimeSpan
+        /// Most compactions running at once.
+        MaxConcurrentCompactions: int
+        /// Maximum size of an output SST (completed data blocks).
+        MaxSstSize: int64
+        /// Fewest sources of a compaction.
+        MinCompactionSources: int
+        /// Most sources of a compaction.
+        MaxCompactionSources: int
+        /// Size ratio of the size-tiered planner.
+        SizeRatio: float
+    }
+
+/// Functions over `CompactorSettings`.
+[<RequireQualifiedAccess>]
+module CompactorSettings =
+    /// SPEC §7 defaults.
+    let defaults: CompactorSettings =
+        { PollInterval = TimeSpan.FromSeconds 5.0
+          MaxConcurrentCompactions = 4
+          MaxSstSize = 256L * 1024L * 1024L
+          MinCompactionSources = 4
+          MaxCompactionSources = 8
+          SizeRatio = 4.0 }
+
+/// Settings of a garbage collector (embedded or one pass). Defaults per SPEC §7.
+type GcSettings =
+    {
+        /// How often the embedded collector runs.
+        Interval: TimeSpan
+        /// Nothing younger than this is deleted.
+        MinAge: TimeSpan
+        /// Report what would be deleted without deleting.
+        DryRun: bool
+        /// Collect old manifests.
+        Manifests: bool
+        /// Collect old WAL files.
+        Wal: bool
+        /// Collect unreferenced compacted SSTs.
+        CompactedSsts: bool
+        /// Collect old compactor-state files.
+        CompactorState: bool
+        /// Also delete WAL fence objects.
+        WalFences: bool
+        /// Maintain GC boundary files.
+        BoundaryFilesEnabled: bool
+    }
+
+/// Functions over `GcSettings`.
+[<RequireQualifiedAccess>]
+module GcSettings =
+    /// SPEC §7 defaults.
+    let defaults: GcSettings =
+        { Interval = TimeSpan.FromSeconds 60.0
+          MinAge = TimeSpan.FromMinutes 5.0
+          DryRun = false
+          Manifests = true
+          Wal = true
+          CompactedSsts = true
+          CompactorState = true
+          WalFences = false
+          BoundaryFilesEnabled = true }
+
 /// Settings of a writer (`Db`). Defaults per SPEC §7.
 [<NoComparison; NoEquality>]
 type DbOptions =
@@ -49,6 +116,10 @@ type DbOptions =
         RandomSeed: int option
         /// Object-store retries of transient failures; None = until closed (SPEC §2.4).
         ObjectStoreMaxRetries: int option
+        /// Embedded compactor; None = none.
+        Compactor: CompactorSettings option
+        /// Embedded garbage collector; None = none.
+        GarbageCollector: GcSettings option
     }
 
 /// Functions over `DbOptions`.
@@ -75,7 +146,9 @@ module DbOptions =
           MergeOperator = None
           TimeProvider = TimeProvider.System
           RandomSeed = None
-          ObjectStoreMaxRetries = None }
+          ObjectStoreMaxRetries = None
+          Compactor = None
+          GarbageCollector = None }
 
     /// Raises `Invalid` ("invalid configuration: ...") for settings outside SPEC §7.
     let validate (o: DbOptions) : unit =

@@ -37,7 +37,10 @@ let allTests =
           FacadeTests.allTests
           WalLimitTests.allTests
           ReaderTests.allTests
-          AdminTests.allTests ]
+          AdminTests.allTests
+          TransactionTests.allTests
+          CompactorTests.allTests
+          GcTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).

@@ -1,0 +1,5 @@
+module Slate.Properties.CompactorTests
+
+open Expecto
+
+let allTests = testList "Compactor" []

@@ -1,0 +1,5 @@
+module Slate.Properties.GcTests
+
+open Expecto
+
+let allTests = testList "Gc" []

@@ -1,0 +1,5 @@
+module Slate.Properties.TransactionTests
+
+open Expecto
+
+let allTests = testList "Transaction" []
