@@ -1,0 +1,339 @@
+/// Running the real SlateDB 0.12.1 through its Node binding `@slatedb/uniffi` (installed once per
+/// run with npm into `SLATE_NPM_CACHE`, default `~/.cache/slate-npm`), and comparing contents key by
+/// key. Shared by every interop test (InteropTests and the reader, compactor and GC tests).
+/// Without node/npm the tests are skipped, or fail when `CI=true`.
+module Slate.Properties.SlateDbNode
+
+open System
+open System.Collections.Generic
+open System.Diagnostics
+open System.IO
+open System.Text
+open System.Text.Json
+open System.Threading
+open System.Threading.Tasks
+open Expecto
+open Slate.Model
+open Slate.Engine
+open Slate.Properties.TestUtil
+
+// ------------------------------------------------------------------ running node
+
+let bindingVersion = "0.12.1"
+let private ct = CancellationToken.None
+
+/// The folder holding Slate.sln, found above the test binaries.
+let repoRoot () : string =
+    let rec up (d: DirectoryInfo) =
+        if isNull d then
+            failwithf "no Slate.sln above %s" AppContext.BaseDirectory
+        elif File.Exists(Path.Combine(d.FullName, "Slate.sln")) then
+            d.FullName
+        else
+            up d.Parent
+
+    up (DirectoryInfo AppContext.BaseDirectory)
+
+let writerScript () =
+    Path.Combine(repoRoot (), "tests", "Slate.Properties", "interop", "slatedb-write.mjs")
+
+let readerScript () =
+    Path.Combine(sharedDir (), "compat", "read-with-slatedb.mjs")
+
+type ProcResult = { Code: int; Out: string; Err: string }
+
+let clip (s: string) =
+    if s.Length <= 300 then s else s.Substring(0, 300) + "…"
+
+/// Runs a program to completion (killed after `timeout`), capturing its output.
+let run (file: string) (args: string list) (env: (string * string) list) (input: string option) timeout =
+    let psi =
+        ProcessStartInfo(
+            file,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = input.IsSome,
+            UseShellExecute = false
+        )
+
+    args |> List.iter psi.ArgumentList.Add
+
+    for k, v in env do
+        psi.Environment[k] <- v
+
+    use p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+
+    match input with
+    | Some s ->
+        p.StandardInput.Write s
+        p.StandardInput.Close()
+    | None -> ()
+
+    if not (p.WaitForExit(timeout: TimeSpan)) then
+        (try
+            p.Kill true
+         with _ ->
+             ())
+
+        failwithf "%s %s: no exit after %.0f s (killed)" file (clip (String.Join(" ", args))) timeout.TotalSeconds
+
+    p.WaitForExit()
+
+    { Code = p.ExitCode
+      Out = out.Result
+      Err = err.Result }
+
+let toolWorks (name: string) =
+    try
+        (run name [ "--version" ] [] None (TimeSpan.FromSeconds 60.0)).Code = 0
+    with _ ->
+        false
+
+let installedVersion (dir: string) : string option =
+    let pj = Path.Combine(dir, "package.json")
+
+    try
+        use doc = JsonDocument.Parse(File.ReadAllText pj)
+        let r = doc.RootElement
+
+        if r.GetProperty("name").GetString() = "@slatedb/uniffi" then
+            Some(r.GetProperty("version").GetString())
+        else
+            None
+    with _ ->
+        None
+
+/// Holds an exclusive lock file (across processes) while `f` runs.
+let withFileLock (path: string) (f: unit -> 'a) : 'a =
+    let deadline = DateTime.UtcNow.AddMinutes 10.0
+
+    let rec acquire () =
+        try
+            new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+        with :? IOException when DateTime.UtcNow < deadline ->
+            Thread.Sleep 250
+            acquire ()
+
+    use _held = acquire ()
+    f ()
+
+/// The installed binding folder, or why there is none. Installs with npm once per run.
+let binding: Lazy<Result<string, string>> =
+    lazy
+        (let cache =
+            match Environment.GetEnvironmentVariable "SLATE_NPM_CACHE" with
+            | null
+            | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache", "slate-npm")
+            | d -> d
+
+         let dir = Path.Combine(cache, "node_modules", "@slatedb", "uniffi")
+
+         let ready () =
+             installedVersion dir = Some bindingVersion
+
+         let result =
+             if not (toolWorks "node") then
+                 Error "node is not installed (Node.js 20+ is needed)"
+             elif ready () then
+                 Ok dir
+             elif not (toolWorks "npm") then
+                 Error "npm is not installed"
+             else
+                 Directory.CreateDirectory cache |> ignore
+
+                 withFileLock (Path.Combine(cache, ".slatedb-uniffi.lock")) (fun () ->
+                     if ready () then
+                         Ok dir
+                     else
+                         let args =
+                             [ "install"
+                               "--prefix"
+                               cache
+                               "--no-audit"
+                               "--no-fund"
+                               "@slatedb/uniffi@" + bindingVersion ]
+
+                         let r = run "npm" args [] None (TimeSpan.FromMinutes 5.0)
+
+                         if r.Code = 0 && ready () then
+                             Ok dir
+                         else
+                             Error(
+                                 sprintf
+                                     "npm install @slatedb/uniffi@%s --prefix %s failed (exit %d): %s"
+                                     bindingVersion
+                                     cache
+                                     r.Code
+                                     (clip (r.Err + r.Out))
+                             ))
+
+         match result with
+         | Error reason -> eprintfn "[interop] SlateDB interop tests cannot run: %s" reason
+         | Ok _ -> ()
+
+         result)
+
+/// The binding folder; skips the test (fails it when CI=true) when Node or the binding is missing.
+let requireBinding () : string =
+    match binding.Force() with
+    | Ok d -> d
+    | Error reason when
+        String.Equals(Environment.GetEnvironmentVariable "CI", "true", StringComparison.OrdinalIgnoreCase)
+        ->
+        failtestf "SlateDB interop needs Node.js and @slatedb/uniffi@%s: %s" bindingVersion reason
+    | Error reason -> skiptestf "SlateDB interop skipped: %s" reason
+
+/// Runs a Node script with extra environment variables (e.g. an S3 endpoint for object_store).
+let nodeWithEnv (env: (string * string) list) (script: string) (args: string list) (input: string option) : string =
+    let dir = requireBinding ()
+
+    let r =
+        run "node" (script :: args) (("SLATEDB_UNIFFI_DIR", dir) :: env) input (TimeSpan.FromSeconds 120.0)
+
+    if r.Code <> 0 then
+        failtestf
+            "node %s %s failed (exit %d):\n%s"
+            (Path.GetFileName script)
+            (clip (String.Join(" ", args)))
+            r.Code
+            r.Err
+
+    r.Out
+
+/// Runs a Node script against the binding; fails the test with its stderr on a non-zero exit.
+let node (script: string) (args: string list) (input: string option) : string = nodeWithEnv [] script args input
+
+/// Several `read-with-slatedb.mjs` runs in parallel (each copies the database first).
+let readAll (root: string) (dbPath: string) (argSets: string list list) : string list =
+    argSets
+    |> List.map (fun extra -> Task.Run(fun () -> node (readerScript ()) (root :: dbPath :: extra) None))
+    |> Array.ofList
+    |> Task.WhenAll
+    |> fun t -> t.GetAwaiter().GetResult() |> List.ofArray
+
+let await (what: string) (t: Task<'a>) : 'a =
+    try
+        t.WaitAsync(TimeSpan.FromSeconds 90.0).GetAwaiter().GetResult()
+    with :? TimeoutException ->
+        failtestf "%s: no completion after 90 s" what
+
+let awaitUnit (what: string) (t: Task) : unit = await what (task { do! t })
+
+// ------------------------------------------------------------------ entries and comparison
+
+/// One live key as a reader returns it (hex; metadata zero / None when not reported).
+type Entry =
+    { Key: string
+      Value: string
+      Seq: uint64
+      CreateTs: int64
+      ExpireTs: int64 option }
+
+/// Which fields a comparison covers besides key and value.
+type Check =
+    | Values
+    | Expiry
+    | Full
+
+let jsonInt (r: JsonElement) (name: string) : int64 option =
+    match r.TryGetProperty name with
+    | true, v when v.ValueKind = JsonValueKind.Number -> Some(v.GetInt64())
+    | true, v when v.ValueKind = JsonValueKind.String -> Some(Int64.Parse(v.GetString()))
+    | _ -> None
+
+let jsonLines (text: string) : JsonElement list =
+    [ for line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries) -> JsonDocument.Parse(line).RootElement ]
+
+/// Parses the scan output of read-with-slatedb.mjs.
+let parseScan (text: string) : Entry list =
+    [ for r in jsonLines text ->
+          { Key = r.GetProperty("key_hex").GetString()
+            Value = r.GetProperty("value_hex").GetString()
+            Seq = jsonInt r "seq" |> Option.map uint64 |> Option.defaultValue 0UL
+            CreateTs = jsonInt r "create_ts" |> Option.defaultValue 0L
+            ExpireTs = jsonInt r "expire_ts" } ]
+
+/// Parses `--get` output: key → value (None = not found).
+let parseGets (text: string) : (string * string option) list =
+    [ for r in jsonLines text ->
+          let v = r.GetProperty "value_hex"
+
+          r.GetProperty("key_hex").GetString(),
+          (if v.ValueKind = JsonValueKind.Null then
+               None
+           else
+               Some(v.GetString())) ]
+
+let ofRow (r: RowEntry) : Entry =
+    { Key = Bytes.toHex r.Key
+      Value =
+        match r.Value with
+        | RowValue.Value v -> Bytes.toHex v
+        | other -> failtestf "a resolved row of %s is not a value: %A" (Bytes.toHex r.Key) other
+      Seq = r.Seq
+      CreateTs = defaultArg r.CreateTs 0L
+      ExpireTs = r.ExpireTs }
+
+let short (h: string) =
+    if h.Length <= 64 then
+        "0x" + h
+    else
+        sprintf "0x%s… (%d bytes)" (h.Substring(0, 64)) (h.Length / 2)
+
+let show (check: Check) (e: Entry) =
+    match check with
+    | Values -> sprintf "%s = %s" (short e.Key) (short e.Value)
+    | Expiry -> sprintf "%s = %s expire_ts=%A" (short e.Key) (short e.Value) e.ExpireTs
+    | Full ->
+        sprintf "%s = %s seq=%d create_ts=%d expire_ts=%A" (short e.Key) (short e.Value) e.Seq e.CreateTs e.ExpireTs
+
+/// Exact equality of two key-ordered contents; fails naming the first differing key.
+let expectSame (label: string) (check: Check) (expected: Entry list) (actual: Entry list) =
+    let same (a: Entry) (b: Entry) =
+        a.Value = b.Value
+        && (check = Values || a.ExpireTs = b.ExpireTs)
+        && (check <> Full || (a.Seq = b.Seq && a.CreateTs = b.CreateTs))
+
+    let counts = sprintf "(%d keys expected, %d read)" expected.Length actual.Length
+
+    let rec walk (i: int) (e: Entry list) (a: Entry list) =
+        match e, a with
+        | [], [] -> ()
+        | x :: _, [] ->
+            failtestf "%s: first difference at #%d: missing %s; nothing more was read %s" label i (show check x) counts
+        | [], y :: _ -> failtestf "%s: first difference at #%d: unexpected %s %s" label i (show check y) counts
+        | x :: xs, y :: ys when x.Key = y.Key ->
+            if same x y then
+                walk (i + 1) xs ys
+            else
+                failtestf
+                    "%s: first difference at #%d, key %s:\n  expected %s\n  read     %s %s"
+                    label
+                    i
+                    (short x.Key)
+                    (show check x)
+                    (show check y)
+                    counts
+        | x :: _, y :: _ when String.CompareOrdinal(x.Key, y.Key) < 0 ->
+            failtestf
+                "%s: first difference at #%d: missing %s (read %s instead) %s"
+                label
+                i
+                (show check x)
+                (show check y)
+                counts
+        | x :: _, y :: _ ->
+            failtestf
+                "%s: first difference at #%d: unexpected %s (expected %s next) %s"
+                label
+                i
+                (show check y)
+                (show check x)
+                counts
+
+    walk 0 expected actual
+
+/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
+/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
