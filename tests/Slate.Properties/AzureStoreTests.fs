@@ -12,29 +12,14 @@ open Expecto
 open Slate.Engine
 open Slate.ObjectStores.Azure
 open Slate.Properties.Emulators
+open Slate.Properties.CloudStores
 
 let private ct = CancellationToken.None
 
 let private bytesOf (s: string) : byte[] = Text.Encoding.UTF8.GetBytes s
 
-let private configFor (e: Emulator) (container: string) : AzureBlobStoreConfig =
-    AzureBlobStoreConfig.ofConnectionString (azuriteConnectionString e) container
-
-let private newContainerName () =
-    "slate-" + Guid.NewGuid().ToString("N").Substring(0, 20)
-
-/// One container per test run shared by the tests (created by the first store), each store on
-/// its own prefix.
-let private sharedContainer: Lazy<string> = lazy (newContainerName ())
-
-/// A fresh store on a fresh prefix of the shared container.
-let private freshStore () : AzureBlobObjectStore =
-    let e = require azurite
-
-    AzureBlobObjectStore(
-        { configFor e sharedContainer.Value with
-            Prefix = Some $"t/{Guid.NewGuid():N}" }
-    )
+let private configFor = azureConfig
+let private freshStore = freshAzure
 
 let private expectKind (kind: ObjectStoreErrorKind) (what: string) (f: unit -> Task) : Task<ObjectStoreException> =
     task {

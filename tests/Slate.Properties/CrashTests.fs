@@ -384,7 +384,7 @@ let private stateAfter (batches: (uint64 * (string * string option) list) list) 
 let private crashPhase
     (rng: Random)
     (where: string)
-    (inner: InMemoryObjectStore)
+    (inner: IObjectStore)
     (wal: bool)
     (kept: (uint64 * (string * string option) list) list)
     : (uint64 * (string * string option) list) list * bool * bool * bool =
@@ -392,10 +392,12 @@ let private crashPhase
     // a fault-free run over a copy of the state measures how many requests the workload makes
     let copy = InMemoryObjectStore()
 
-    for k in inner.Keys do
-        let data = (await ((inner :> IObjectStore).GetAsync(k, ct))).Data
+    for o in await (inner.ListAsync("", ct)) do
+        let data = (await (inner.GetAsync(o.Key, ct))).Data
 
-        await ((copy :> IObjectStore).PutAsync(k, ReadOnlyMemory data, PutMode.Overwrite, ObjectStore.noAttributes, ct))
+        await (
+            (copy :> IObjectStore).PutAsync(o.Key, ReadOnlyMemory data, PutMode.Overwrite, ObjectStore.noAttributes, ct)
+        )
         |> ignore
 
     let dry = FaultInjectingObjectStore(copy)
@@ -446,10 +448,11 @@ let private crashPhase
     checkStore inner "crash"
     all |> List.filter (fun (q, _) -> q <= s), faulty.Crashed, faulty.Crashed && acked > floor, s > acked
 
-/// What one seed exercised: (the store crashed, batches acknowledged before, recovered beyond them).
-let private crashOnce (seed: int) : bool * bool * bool =
+/// What one seed exercised on a fresh store: (the store crashed, batches acknowledged before,
+/// recovered beyond them). Public: the emulator tests run it on S3 and Azure stores.
+let crashOnce (fresh: unit -> IObjectStore) (seed: int) : bool * bool * bool =
     let rng = Random(seed)
-    let inner = InMemoryObjectStore()
+    let inner = fresh ()
     let phases = 1 + rng.Next 3
     // one WAL mode per database: reopening with the WAL disabled ignores the WAL's rows
     let wal = rng.Next 4 > 0
@@ -488,10 +491,10 @@ let private seeds () =
 
 /// Random transient faults (half of them lost responses) behind a retrying store with no back-off:
 /// every call succeeds and nothing is lost or duplicated (no false `Fenced` from a lost create).
-let private transientOnce (seed: int) : int64 =
+let transientOnce (fresh: unit -> IObjectStore) (seed: int) : int64 =
     let rng = Random(seed)
     let w = workload rng true
-    let inner = InMemoryObjectStore()
+    let inner = fresh ()
     let faulty = FaultInjectingObjectStore(inner)
     faulty.FailRandomly(0.15, 0.5, seed)
 
@@ -536,6 +539,8 @@ let private transientOnce (seed: int) : int64 =
     checkStore inner "crash"
     faulty.FaultCount
 
+let private memory () = InMemoryObjectStore() :> IObjectStore
+
 let private crashTests =
     testList
         "crash"
@@ -546,7 +551,7 @@ let private crashTests =
                   | "" -> 1
                   | n -> int n
 
-              let runs = [ for seed in first .. first + seeds () - 1 -> crashOnce seed ]
+              let runs = [ for seed in first .. first + seeds () - 1 -> crashOnce memory seed ]
               let count f = runs |> List.filter f |> List.length
               let crashed = count (fun (c, _, _) -> c)
               let ackedThenCrashed = count (fun (c, a, _) -> c && a)
@@ -564,7 +569,9 @@ let private crashTests =
           }
 
           test "transient faults and lost responses behind the retrying store change nothing" {
-              let faults = [ for seed in 1 .. seeds () / 4 -> transientOnce seed ] |> List.sum
+              let faults =
+                  [ for seed in 1 .. seeds () / 4 -> transientOnce memory seed ] |> List.sum
+
               Expect.isGreaterThan faults (int64 (seeds ())) "many faults were injected"
           } ]
 

@@ -385,15 +385,3 @@ let answer (ctx: HttpListenerContext) (status: int) (headers: (string * string) 
 
 /// A port on 127.0.0.1 that nothing listens on (for connection-refused tests).
 let closedPort () : int = freePort ()
-
-/// Replaces each test case of `tests` whose name `reasonFor` maps to a reason by a skipped test
-/// that states the reason (used for conformance cases a backend cannot meet by design).
-let rec skipCases (reasonFor: string -> string option) (tests: Test) : Test =
-    match tests with
-    | TestLabel(name, TestCase(_, state), _) when (reasonFor name).IsSome ->
-        let reason = (reasonFor name).Value
-        TestLabel(name, TestCase(Sync(fun () -> skiptest reason), state), state)
-    | TestLabel(name, inner, state) -> TestLabel(name, skipCases reasonFor inner, state)
-    | TestList(items, state) -> TestList(items |> List.map (skipCases reasonFor), state)
-    | Test.Sequenced(how, inner) -> Test.Sequenced(how, skipCases reasonFor inner)
-    | TestCase _ -> tests

@@ -34,6 +34,7 @@ let allTests =
           MemtableTests.allTests
           EngineTests.allTests
           CrashTests.allTests
+          CloudEngineTests.allTests
           FacadeTests.allTests
           WalLimitTests.allTests
           ReaderTests.allTests

@@ -337,3 +337,4 @@ let expectSame (label: string) (check: Check) (expected: Entry list) (actual: En
 
 /// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
 /// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
+/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.

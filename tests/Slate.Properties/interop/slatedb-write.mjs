@@ -3,7 +3,7 @@
 // writer, in place. Used by Slate's interop tests (InteropTests.fs) to make SlateDB continue a
 // database Slate wrote.
 //
-// usage: node slatedb-write.mjs <store-root> <db-path> [<plan.json>]   (plan on stdin when omitted)
+// usage: node slatedb-write.mjs <store-root|store-url> <db-path> [<plan.json>]   (plan on stdin when omitted)
 //
 // plan: {
 //   "merge": "concat" | null,            install the concat merge operator
@@ -64,7 +64,9 @@ async function main() {
   }
   const plan = JSON.parse(fs.readFileSync(planFile ?? 0, "utf8"));
   const S = await importBinding();
-  const url = "file://" + path.resolve(root).split(path.sep).join("/");
+  // a URL (s3://bucket, az://container) is passed through; object_store reads its settings from
+  // the environment (AWS_ENDPOINT, AWS_ALLOW_HTTP, ...)
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(root) ? root : "file://" + path.resolve(root).split(path.sep).join("/");
   const store = S.ObjectStore.resolve(url);
   const settings = S.Settings.default();
   const builder = new S.DbBuilder(dbPath, store);
