@@ -82,6 +82,7 @@ type Transaction private (db: Db, isolation: IsolationLevel, startSeq: uint64) =
     let buffer (op: WriteOp) =
         lock gate (fun () ->
             checkUsable ()
+            db.CheckOpen()
             ops.Add op
 
             match op with
@@ -222,6 +223,7 @@ type Transaction private (db: Db, isolation: IsolationLevel, startSeq: uint64) =
             let own =
                 lock gate (fun () ->
                     checkUsable ()
+                    db.CheckOpen()
 
                     if serializable then
                         reads.Add key |> ignore
