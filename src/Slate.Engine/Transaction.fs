@@ -305,5 +305,12 @@ type Transaction private (db: Db, isolation: IsolationLevel, startSeq: uint64) =
     interface IDisposable with
         /// Rolls back an uncommitted transaction; otherwise does nothing.
         member _.Dispose() =
-            lock gate (fun () -> completed <- true)
-            release ()
+            // a completed one was (or, while its commit is in flight, will be) released by it
+            let rollback =
+                lock gate (fun () ->
+                    let r = not completed
+                    completed <- true
+                    r)
+
+            if rollback then
+                release ()

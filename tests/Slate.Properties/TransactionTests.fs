@@ -494,6 +494,26 @@ let private facade =
         d.Put("disposed", "1")
         d.Dispose()
         Expect.isNull (vt (c.GetStringAsync "disposed")) "dispose rolled back"
+        // SlateSnapshot and SlateTransaction pin recent_snapshot_min_seq until disposed
+        let latest () =
+            match await (c.Engine.ManifestStore.ReadLatestAsync ct) with
+            | Some m -> m.Manifest
+            | None -> failtest "no manifest"
+
+        let snap = c.Snapshot()
+        let pinned = c.BeginTransaction()
+        vt (c.PutAsync("later", "1")) |> ignore
+        awaitU (c.FlushAsync(FlushType.MemTable))
+        Expect.equal (latest ()).RecentSnapshotMinSeq snap.Seq "the snapshot pins"
+        snap.Dispose()
+        vt (c.PutAsync("later", "2")) |> ignore
+        awaitU (c.FlushAsync(FlushType.MemTable))
+        Expect.equal (latest ()).RecentSnapshotMinSeq pinned.Seq "the transaction pins"
+        pinned.Dispose()
+        vt (c.PutAsync("later", "3")) |> ignore
+        awaitU (c.FlushAsync(FlushType.MemTable))
+        let m = latest ()
+        Expect.equal m.RecentSnapshotMinSeq m.LastL0Seq "nothing pins after dispose"
         awaitU (c.CloseAsync())
     }
 
