@@ -228,6 +228,12 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
 
     internal void ReleaseSnapshot(ulong seq) => _db.ReleaseSnapshot(seq);
 
+    /// <summary>Starts an optimistic transaction reading at the current sequence number.</summary>
+    /// <param name="isolation">Snapshot (write-write conflicts) or SerializableSnapshot (also read-write).</param>
+    /// <returns>The transaction; dispose it to roll back if it was not committed.</returns>
+    public SlateTransaction BeginTransaction(IsolationLevel isolation = IsolationLevel.Snapshot) =>
+        new(_db, E.Transaction.Begin(_db, (E.IsolationLevel)(int)isolation));
+
     /// <summary>The client's status.</summary>
     public DbStatus Status
     {

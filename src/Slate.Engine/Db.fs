@@ -12,8 +12,12 @@ open Slate.Model
 
 [<NoComparison; NoEquality>]
 type private WriteRequest =
-    { Ops: WriteOp list
-      Done: TaskCompletionSource<WriteResult> }
+    {
+        Ops: WriteOp list
+        /// A transaction's conflict check, run by the writer loop once the seq is assigned.
+        Check: (uint64 -> unit) option
+        Done: TaskCompletionSource<WriteResult>
+    }
 
 type private ImmutableWal =
     { Id: uint64
@@ -71,6 +75,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     let mutable unflushedBytes = 0L
 
     let snapshots = SortedDictionary<uint64, int>()
+    let conflicts = ConflictTracker() // transactions (SPEC §6.5)
     let mutable failure: SlateException option = None
     let mutable closed = false
     let mutable accepting = true
@@ -259,6 +264,8 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     let applyBatch (req: WriteRequest) =
         let seq = lastSeq + 1UL
         lastSeq <- seq
+        // a conflicting transaction fails here: nothing applied, the seq is consumed
+        req.Check |> Option.iter (fun check -> check seq)
 
         let tick = nowTick ()
         let rows = buildRows req.Ops seq tick
@@ -289,6 +296,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
                 freezeMemtableLocked ())
 
+        conflicts.Record(seq, rows |> List.map (fun r -> r.Key) |> Array.ofList)
         { Seq = seq; CreateTs = tick }
 
     let writerLoop () : Task =
@@ -666,7 +674,17 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         | None -> if closed then Some CloseReason.Clean else None
 
     /// Submits a batch; completes when it is in the memtable (visible, not yet durable).
-    member _.WriteAsync(ops: WriteOp list, ct: CancellationToken) : Task<WriteResult> =
+    member this.WriteAsync(ops: WriteOp list, ct: CancellationToken) : Task<WriteResult> =
+        this.WriteCheckedAsync(ops, None, ct)
+
+    /// Write sets of recent batches, for transaction conflict checks.
+    member _.Conflicts: ConflictTracker = conflicts
+
+    /// `WriteAsync` with a check the writer loop runs right after assigning the batch's seq (a
+    /// transaction's conflict check: raising fails the batch without applying it).
+    member _.WriteCheckedAsync
+        (ops: WriteOp list, check: (uint64 -> unit) option, ct: CancellationToken)
+        : Task<WriteResult> =
         checkOpen ()
 
         if ops.IsEmpty then
@@ -690,7 +708,10 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         let tcs =
             TaskCompletionSource<WriteResult>(TaskCreationOptions.RunContinuationsAsynchronously)
 
-        if not accepting || not (writes.Writer.TryWrite { Ops = ops; Done = tcs }) then
+        if
+            not accepting
+            || not (writes.Writer.TryWrite { Ops = ops; Check = check; Done = tcs })
+        then
             checkOpen ()
             raise (SlateException.Closed(CloseReason.Clean, "db is closed"))
 

@@ -98,6 +98,9 @@ module Db =
                 |> List.map (fun (k, v) -> Encoding.UTF8.GetString k, Encoding.UTF8.GetString v)
         }
 
+    /// Starts an optimistic transaction (`tx.Put`, `tx.GetAsync`, `tx.Scan`, `tx.CommitAsync`).
+    let beginTransaction (db: Db) (isolation: IsolationLevel) : Transaction = Transaction.Begin(db, isolation)
+
     /// Flushes the WAL or the memtable.
     let flush (db: Db) (kind: FlushKind) : Task =
         db.FlushAsync(kind, CancellationToken.None)

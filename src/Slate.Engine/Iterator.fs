@@ -8,7 +8,9 @@ open System.Threading.Tasks
 open Slate
 open Slate.Model
 
-/// Iterates the visible rows of `range` at `maxSeq` over a fixed `view`.
+/// Iterates the visible rows of `range` at `maxSeq` over a fixed `view`. `overlay` gives extra
+/// sources (for the current scan range) that take precedence over the view: a transaction's
+/// buffered writes, with seqs above `maxSeq`.
 [<Sealed>]
 type DbIterator
     (
@@ -19,7 +21,8 @@ type DbIterator
         descending: bool,
         cache: bool,
         mergeOp: MergeOperator option,
-        checkOpen: unit -> unit
+        checkOpen: unit -> unit,
+        overlay: KeyRange -> RowSource[]
     ) =
     let mutable scanRange = range
     let mutable source: RowSource option = None
@@ -33,7 +36,10 @@ type DbIterator
         | Some s -> s
         | None ->
             let s =
-                MergingSource(ReadPath.sources tables view scanRange maxSeq descending cache, descending) :> RowSource
+                let sources =
+                    Array.append (overlay scanRange) (ReadPath.sources tables view scanRange maxSeq descending cache)
+
+                MergingSource(sources, descending) :> RowSource
 
             source <- Some s
             s
@@ -130,6 +136,10 @@ type DbIterator
                     sticky <- Some e
                     return raise e
         }
+
+    /// Iterates without an overlay.
+    new(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen) =
+        DbIterator(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, (fun _ -> [||]))
 
     /// The next visible key/value, or None when the scan is exhausted.
     member _.NextAsync(ct: CancellationToken) : Task<RowEntry option> = guard (fun () -> nextAsync ct)
