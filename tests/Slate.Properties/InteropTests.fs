@@ -25,6 +25,7 @@ open Slate.Properties.SlateDbNode
 
 let private ct = CancellationToken.None
 
+/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
 type private Model() =
     let state = Dictionary<string, Entry option>()
 

@@ -334,7 +334,3 @@ let expectSame (label: string) (check: Check) (expected: Entry list) (actual: En
                 counts
 
     walk 0 expected actual
-
-/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
-/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
-/// What a sequence of writes leaves visible: the last write of a key wins, deletes hide it.
