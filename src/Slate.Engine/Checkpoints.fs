@@ -104,7 +104,7 @@ module Checkpoints =
         (ct: CancellationToken)
         : Task<StoredManifest * Checkpoint> =
         let id = newId random
-        let expires = expiry time options.Lifetime
+        expiry time options.Lifetime |> ignore // validate before any I/O
 
         runAsync
             ms
@@ -126,7 +126,7 @@ module Checkpoints =
                 let cp: Checkpoint =
                     { Id = id
                       ManifestId = manifestId
-                      ExpireTimeS = expires
+                      ExpireTimeS = expiry time options.Lifetime
                       CreateTimeS = nowSeconds time
                       Name = options.Name }
 
@@ -196,7 +196,7 @@ module Checkpoints =
         (ct: CancellationToken)
         : Task<StoredManifest * Checkpoint> =
         let id = newId random
-        let expires = expiry time lifetime
+        expiry time lifetime |> ignore // validate before any I/O
 
         runAsync
             ms
@@ -210,7 +210,7 @@ module Checkpoints =
                 let cp: Checkpoint =
                     { Id = id
                       ManifestId = current.Id + 1UL
-                      ExpireTimeS = expires
+                      ExpireTimeS = expiry time lifetime
                       CreateTimeS = nowSeconds time
                       Name = None }
 

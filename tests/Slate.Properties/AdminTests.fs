@@ -300,4 +300,135 @@ let private facadeTests =
               do! client.CloseAsync()
           } ]
 
-let allTests = testList "Admin" [ engineTests; facadeTests ]
+/// Runs the CLI in-process against a local folder; returns (exit code, stdout, stderr).
+let private cli (dir: string) (args: string list) : int * string * string =
+    use out = new IO.StringWriter()
+    use err = new IO.StringWriter()
+
+    let argv = Array.ofList ([ "--store"; "file://" + dir; "--path"; "db" ] @ args)
+
+    Expect.isTrue (Slate.Cli.Commands.handles argv) (sprintf "dispatched: %A" args)
+    let code = Slate.Cli.Commands.run argv out err
+    code, out.ToString(), err.ToString()
+
+let private lines (s: string) =
+    s.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    |> Array.map (fun l -> l.TrimEnd('\r'))
+    |> List.ofArray
+
+let private cliTests =
+    testList
+        "CLI"
+        [ test "put, get, delete and scan" {
+              let dir = tempDir "cli"
+
+              try
+                  let ok (args: string list) =
+                      let code, out, err = cli dir args
+                      Expect.equal code 0 (sprintf "%A exit code (stderr %s)" args err)
+                      out
+
+                  Expect.stringContains (ok [ "put"; "apple"; "red" ]) "put apple (seq 1)" "put output"
+                  ok [ "put"; "avocado"; "green" ] |> ignore
+                  ok [ "put"; "banana"; "yellow" ] |> ignore
+                  ok [ "put"; "cherry"; "" ] |> ignore
+                  Expect.stringContains (ok [ "delete"; "avocado" ]) "deleted avocado" "delete output"
+                  Expect.equal (lines (ok [ "get"; "apple" ])) [ "red" ] "get"
+                  let code, out, err = cli dir [ "get"; "avocado" ]
+                  Expect.equal code 1 "a missing key exits 1"
+                  Expect.equal out "" "nothing on stdout"
+                  Expect.stringContains err "avocado not found" "stderr names the key"
+
+                  Expect.equal
+                      (lines (ok [ "scan" ]))
+                      [ "key     value    seq"
+                        "apple   red      1"
+                        "banana  yellow   3"
+                        "cherry  (empty)  4" ]
+                      "human table"
+
+                  let js = lines (ok [ "--json"; "scan"; "--prefix"; "b" ])
+                  Expect.equal js.Length 1 "one row with prefix b"
+                  let doc = Text.Json.JsonDocument.Parse(js.Head).RootElement
+                  Expect.equal (doc.GetProperty("key").GetString()) "banana" "json key"
+                  Expect.equal (doc.GetProperty("value").GetString()) "yellow" "json value"
+                  Expect.equal (doc.GetProperty("seq").GetUInt64()) 3UL "json seq"
+
+                  let keys (args: string list) =
+                      lines (ok ("--json" :: "scan" :: args))
+                      |> List.map (fun l -> Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("key").GetString())
+
+                  Expect.equal (keys [ "--from"; "apple"; "--to"; "cherry" ]) [ "apple"; "banana" ] "[from, to)"
+                  Expect.equal (keys [ "--from"; "b" ]) [ "banana"; "cherry" ] "from only"
+                  Expect.equal (keys [ "--max"; "2" ]) [ "apple"; "banana" ] "max"
+                  let code, _, err = cli dir [ "scan"; "--prefix"; "a"; "--from"; "a" ]
+                  Expect.equal code 2 "conflicting options are a usage error"
+                  Expect.stringContains err "not both" "explained"
+              finally
+                  cleanup dir
+          }
+
+          test "manifest, manifests and checkpoints create|list|refresh|delete" {
+              let dir = tempDir "cli"
+
+              try
+                  let ok (args: string list) =
+                      let code, out, err = cli dir args
+                      Expect.equal code 0 (sprintf "%A exit code (stderr %s)" args err)
+                      out
+
+                  ok [ "put"; "k"; "v" ] |> ignore
+                  let all = lines (ok [ "--json"; "manifests" ])
+
+                  let ids =
+                      all
+                      |> List.map (fun l -> Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("id").GetUInt64())
+
+                  Expect.equal ids [ 1UL .. uint64 ids.Length ] "contiguous from 1"
+
+                  let some = lines (ok [ "manifests"; "--from"; "2"; "--to"; "3" ])
+
+                  Expect.equal some.Length 2 "header and manifest 2"
+                  Expect.stringStarts some[1] "2 " "manifest 2 only"
+                  let latest = Text.Json.JsonDocument.Parse(ok [ "--json"; "manifest" ]).RootElement
+                  Expect.equal (latest.GetProperty("id").GetUInt64()) (List.last ids) "latest"
+                  Expect.equal (latest.GetProperty("l0").GetArrayLength()) 1 "one L0 (closed with flush)"
+                  Expect.stringContains (ok [ "manifest"; "--id"; "1" ]) "manifest 1" "human manifest"
+                  let code, _, err = cli dir [ "manifest"; "--id"; "999" ]
+                  Expect.equal code 1 "absent manifest exits 1"
+                  Expect.stringContains err "manifest 999 not found" "explained"
+
+                  let created =
+                      Text.Json.JsonDocument
+                          .Parse(ok [ "--json"; "checkpoints"; "create"; "--name"; "nightly"; "--lifetime"; "3600" ])
+                          .RootElement
+
+                  let id = created.GetProperty("id").GetString()
+                  Expect.equal (created.GetProperty("name").GetString()) "nightly" "name"
+
+                  Expect.equal
+                      (created.GetProperty("manifest_id").GetUInt64())
+                      (List.last ids + 1UL)
+                      "pins the version it is written in"
+
+                  Expect.notEqual (created.GetProperty("expires").ValueKind) Text.Json.JsonValueKind.Null "expires"
+                  let listed = ok [ "checkpoints"; "list"; "--name"; "nightly" ]
+                  Expect.stringContains listed id "listed"
+                  Expect.isEmpty (lines (ok [ "--json"; "checkpoints"; "list"; "--name"; "other" ])) "name filter"
+                  let refreshed = ok [ "checkpoints"; "refresh"; "--id"; id ]
+                  Expect.stringContains refreshed "never" "refreshed to never expire"
+
+                  let code, _, err =
+                      cli dir [ "checkpoints"; "refresh"; "--id"; string (Guid.NewGuid()) ]
+
+                  Expect.equal code 1 "unknown checkpoint exits 1"
+                  Expect.stringContains err "checkpoint missing" "explained"
+                  Expect.stringContains (ok [ "checkpoints"; "delete"; "--id"; id ]) "deleted checkpoint" "deleted"
+                  Expect.isEmpty (lines (ok [ "--json"; "checkpoints"; "list" ])) "gone"
+                  let code, _, _ = cli dir [ "checkpoints"; "delete" ]
+                  Expect.equal code 2 "missing --id is a usage error"
+              finally
+                  cleanup dir
+          } ]
+
+let allTests = testList "Admin" [ engineTests; facadeTests; cliTests ]
