@@ -41,7 +41,7 @@ let private repoRoot () : string =
 let private writerScript () =
     Path.Combine(repoRoot (), "tests", "Slate.Properties", "interop", "slatedb-write.mjs")
 
-let private readerScript () =
+let readerScript () =
     Path.Combine(sharedDir (), "compat", "read-with-slatedb.mjs")
 
 type private ProcResult = { Code: int; Out: string; Err: string }
@@ -190,7 +190,7 @@ let private requireBinding () : string =
     | Error reason -> skiptestf "SlateDB interop skipped: %s" reason
 
 /// Runs a Node script against the binding; fails the test with its stderr on a non-zero exit.
-let private node (script: string) (args: string list) (input: string option) : string =
+let node (script: string) (args: string list) (input: string option) : string =
     let dir = requireBinding ()
 
     let r =

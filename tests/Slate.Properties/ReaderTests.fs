@@ -494,5 +494,150 @@ let private errorTests =
               Eng.awaitU (db.CloseAsync(None, Eng.ct))
           } ]
 
+let private hexOf (b: byte[]) = Bytes.toHex b
+
+/// Live keys of a reader as (key hex, value hex), in key order.
+let private scanHex (r: Reader) : (string * string) list =
+    let it = r.Scan(KeyRange.all, false, false)
+    let acc = ResizeArray()
+    let mutable go = true
+
+    while go do
+        match Eng.await (it.NextAsync Eng.ct) with
+        | Some row ->
+            let v =
+                match row.Value with
+                | RowValue.Value v -> v
+                | _ -> [||]
+
+            acc.Add(hexOf row.Key, hexOf v)
+        | None -> go <- false
+
+    List.ofSeq acc
+
+let private slatedbScan (root: string) (path: string) (extra: string list) : (string * string) list =
+    InteropTests.node (InteropTests.readerScript ()) (root :: path :: extra) None
+    |> fun text -> text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    |> Array.map (fun l ->
+        let e = Text.Json.JsonDocument.Parse(l).RootElement
+        e.GetProperty("key_hex").GetString(), e.GetProperty("value_hex").GetString())
+    |> List.ofArray
+
+let private interopTests =
+    testList
+        "interop"
+        [ test "Slate reads SlateDB's checkpoint case through a Checkpoint-mode reader" {
+              let case = IO.Path.Combine(compatDir (), "checkpoint")
+
+              use doc =
+                  Text.Json.JsonDocument.Parse(IO.File.ReadAllText(IO.Path.Combine(case, "expected.json")))
+
+              let cp = doc.RootElement.GetProperty("checkpoints")[0]
+              let id = Guid.Parse(cp.GetProperty("id").GetString())
+
+              let expected =
+                  [ for e in cp.GetProperty("entries").EnumerateArray() ->
+                        e.GetProperty("key_hex").GetString(), e.GetProperty("value_hex").GetString() ]
+                  |> List.sort
+
+              let root = tempDir "rd-compat"
+
+              try
+                  copyTree (IO.Path.Combine(case, "db")) (IO.Path.Combine(root, "db"))
+                  let store = LocalFileObjectStore(root) :> IObjectStore
+                  let before = Eng.manifests store "db" |> List.length
+
+                  let r =
+                      Rd.openReader
+                          store
+                          "db"
+                          { Rd.settings with
+                              Mode = ReaderMode.Checkpoint
+                              CheckpointId = Some id }
+
+                  Expect.equal r.Manifest.Id (cp.GetProperty("manifest_id").GetUInt64()) "pinned manifest"
+                  Expect.equal (scanHex r) expected "the checkpoint's entries, nothing newer"
+
+                  for k in cp.GetProperty("deleted_keys").EnumerateArray() do
+                      let key = Bytes.ofHex (k.GetString())
+                      Expect.isNone (Eng.await (r.GetAsync(key, Eng.readOpts, Eng.ct))) "deleted key absent"
+
+                  Rd.close r
+                  Expect.equal (Eng.manifests store "db" |> List.length) before "a pinned reader writes nothing"
+                  // a managed reader on the same database sees the latest state
+                  let latest = Rd.openReader store "db" Rd.settings
+
+                  let entries =
+                      [ for e in doc.RootElement.GetProperty("entries").EnumerateArray() ->
+                            e.GetProperty("key_hex").GetString(), e.GetProperty("value_hex").GetString() ]
+                      |> List.sort
+
+                  Expect.equal (scanHex latest) entries "managed reader = the expected latest state"
+                  Rd.close latest
+              finally
+                  cleanup root
+          }
+
+          test "SlateDB 0.12.1 reads a Slate database with checkpoints (latest and pinned)" {
+              let root = tempDir "rd-interop"
+
+              try
+                  let store = LocalFileObjectStore(root) :> IObjectStore
+                  let db = Eng.openDb store "db" Eng.options
+                  let rnd = Random 3
+
+                  for i in 0..150 do
+                      Eng.put db (sprintf "k%03d" (rnd.Next 120)) (String('v', rnd.Next 40)) |> ignore
+
+                      if i % 17 = 0 then
+                          Eng.del db (sprintf "k%03d" (rnd.Next 120)) |> ignore
+
+                  let cp = Rd.checkpointAll db
+                  let atCheckpoint = Eng.scanAll db Eng.readOpts
+
+                  for i in 0..80 do
+                      Eng.put db (sprintf "k%03d" (rnd.Next 160)) (sprintf "late-%d" i) |> ignore
+
+                  Rd.flushMem db
+
+                  for i in 0..20 do
+                      Eng.del db (sprintf "k%03d" (rnd.Next 160)) |> ignore
+                      Eng.put db (sprintf "w%02d" i) "wal-only" |> ignore
+
+                  Rd.flushWal db
+                  let admin = Admin.Create(store, "db", TimeProvider.System, Some 1)
+
+                  Eng.await (
+                      admin.CreateDetachedCheckpointAsync(
+                          { Checkpoints.defaultOptions with
+                              Name = Some "ops" },
+                          Eng.ct
+                      )
+                  )
+                  |> ignore
+
+                  let latest = Eng.scanAll db Eng.readOpts
+                  Eng.awaitU (db.CloseAsync(None, Eng.ct))
+
+                  let toHex (rows: (string * string) list) =
+                      rows |> List.map (fun (k, v) -> hexOf (Eng.utf8 k), hexOf (Eng.utf8 v))
+
+                  Expect.equal
+                      (slatedbScan root "db" [])
+                      (toHex latest)
+                      "SlateDB DbReader: latest content (WAL replayed)"
+
+                  Expect.equal
+                      (slatedbScan root "db" [ sprintf "--checkpoint=%O" (Uuid.toGuid cp.Id) ])
+                      (toHex atCheckpoint)
+                      "SlateDB pinned to Slate's checkpoint: the state at the call"
+
+                  let pinned = Rd.openReader store "db" (Rd.pinned cp)
+                  Expect.equal (Rd.scan pinned) atCheckpoint "Slate pinned reader agrees"
+                  Rd.close pinned
+              finally
+                  cleanup root
+          } ]
+
 let allTests =
-    testList "Reader" [ followTests; managedTests; checkpointTests; errorTests ]
+    testList "Reader" [ followTests; managedTests; checkpointTests; errorTests; interopTests ]
