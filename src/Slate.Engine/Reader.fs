@@ -386,11 +386,15 @@ type Reader
         let st = state
         DbIterator(tables, ReaderReplay.view st, range, st.MaxSeq, descending, cache, settings.MergeOperator, checkOpen)
 
-    /// Stops polling and (ManagedCheckpoint) deletes the checkpoint. Later calls → `Closed(Clean)`.
+    /// Stops polling and (ManagedCheckpoint) deletes the checkpoint, also after a poll failure.
+    /// Later calls → `Closed(Clean)`.
     member _.CloseAsync(ct: CancellationToken) : Task =
         task {
-            checkOpen ()
+            if closed then
+                raise (SlateException.Closed(CloseReason.Clean, "reader is closed"))
+
             closed <- true
+            failure <- None
             cts.Cancel()
             do! loop
 
