@@ -222,6 +222,17 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
     public Task FlushAsync(FlushType flushType = FlushType.Wal, CancellationToken cancellationToken = default) =>
         _db.FlushAsync(flushType == FlushType.Wal ? E.FlushKind.Wal : E.FlushKind.MemTable, cancellationToken);
 
+    /// <summary>Creates a checkpoint: <see cref="CheckpointScope.All"/> covers every write made before the call (the WAL and memtable are flushed first); <see cref="CheckpointScope.Durable"/> only what is already durable.</summary>
+    /// <param name="scope">What the checkpoint covers.</param>
+    /// <param name="options">Lifetime, source and name.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The checkpoint id and the manifest it pins.</returns>
+    public async Task<CheckpointResult> CreateCheckpointAsync(CheckpointScope scope = CheckpointScope.All, CheckpointOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var r = await _db.CreateCheckpointAsync((E.CheckpointScope)(int)scope, CheckpointOptions.ToEngine(options), cancellationToken).ConfigureAwait(false);
+        return new CheckpointResult(M.UuidModule.toGuid(r.Item2.Id), r.Item2.ManifestId);
+    }
+
     /// <summary>A consistent read view at the current sequence number.</summary>
     /// <returns>The snapshot; dispose it to release it.</returns>
     public SlateSnapshot Snapshot() => new(this, _db.RegisterSnapshot());

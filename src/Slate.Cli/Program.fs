@@ -35,8 +35,7 @@ let rec private parse (a: Args) (args: string list) : Result<Args, string> =
     | x :: rest when a.Command.IsNone -> parse { a with Command = Some x } rest
     | x :: _ -> Error(sprintf "unexpected argument %s" x)
 
-[<EntryPoint>]
-let main argv =
+let private inspectMain (argv: string array) : int =
     let empty =
         { Command = None
           Store = None
@@ -82,3 +81,10 @@ let main argv =
             eprintfn "slate: --store and --path are required"
             eprintfn "%s" usage
             2
+
+[<EntryPoint>]
+let main argv =
+    if Commands.handles argv then
+        Commands.run argv Console.Out Console.Error
+    else
+        inspectMain argv

@@ -791,6 +791,26 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                         checkOpen ()
         }
 
+    /// Creates a checkpoint (SPEC §5.13) through the checkpoint-only CAS update: `All` first
+    /// flushes the WAL and the memtable to L0; `Durable` waits until every frozen memtable is published.
+    member this.CreateCheckpointAsync
+        (scope: CheckpointScope, opts: CheckpointOptions, ct: CancellationToken)
+        : Task<StoredManifest * Checkpoint> =
+        task {
+            checkOpen ()
+
+            if scope = CheckpointScope.All then
+                do! this.FlushAsync(FlushKind.MemTable, ct)
+            else
+                while lock stateLock (fun () -> frozenQueue.Count > 0) do
+                    checkOpen ()
+                    signal l0Signal
+                    do! Task.Delay(TimeSpan.FromMilliseconds 10.0, time, ct)
+
+            checkOpen ()
+            return! Checkpoints.createAsync ms time random opts ct
+        }
+
     /// Reads the newest visible version of a key (resolved; None when absent or deleted).
     member this.GetAsync(key: byte[], opts: ReadOpts, ct: CancellationToken) : Task<RowEntry option> =
         this.GetAtAsync(key, opts, UInt64.MaxValue, ct)

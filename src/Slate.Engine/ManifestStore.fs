@@ -121,14 +121,15 @@ type Transition<'r> =
 /// the next id, and on conflict reload, merge and re-apply.
 [<RequireQualifiedAccess>]
 module ManifestCas =
-    /// Runs `transition` until it commits. `merge local remote` is the caller's ownership merge
+    /// Runs `transition` (which sees the id of the version it derives from, so it can name the id
+    /// being written, `Id + 1`) until it commits. `merge local remote` is the caller's ownership merge
     /// (it raises `Closed(Fenced)` itself when the remote shows a newer epoch). `timeout` bounds the
     /// loop (then `Unavailable`). Returns the written (or unchanged) manifest and the value.
-    let updateAsync
+    let updateStoredAsync
         (ms: ManifestStore)
         (local: StoredManifest)
         (merge: Manifest -> Manifest -> Manifest)
-        (transition: Manifest -> Transition<'r>)
+        (transition: StoredManifest -> Transition<'r>)
         (timeout: TimeSpan)
         (time: TimeProvider)
         (ct: CancellationToken)
@@ -141,7 +142,7 @@ module ManifestCas =
             while result.IsNone do
                 ct.ThrowIfCancellationRequested()
 
-                match transition current.Manifest with
+                match transition current with
                 | Transition.NoChange r -> result <- Some(current, r)
                 | Transition.Write(next, r) ->
                     let! ok = ms.TryWriteAsync(current.Id, next, ct)
@@ -166,3 +167,15 @@ module ManifestCas =
 
             return result.Value
         }
+
+    /// `updateStoredAsync` for transitions that do not need the manifest id.
+    let updateAsync
+        (ms: ManifestStore)
+        (local: StoredManifest)
+        (merge: Manifest -> Manifest -> Manifest)
+        (transition: Manifest -> Transition<'r>)
+        (timeout: TimeSpan)
+        (time: TimeProvider)
+        (ct: CancellationToken)
+        : Task<StoredManifest * 'r> =
+        updateStoredAsync ms local merge (fun s -> transition s.Manifest) timeout time ct

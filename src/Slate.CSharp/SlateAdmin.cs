@@ -1,0 +1,89 @@
+using Microsoft.FSharp.Core;
+using E = Slate.Engine;
+
+namespace Slate;
+
+/// <summary>Operations on a database without a writer: manifest queries and checkpoints.</summary>
+public sealed class SlateAdmin
+{
+    private readonly E.Admin _admin;
+
+    private SlateAdmin(E.Admin admin) => _admin = admin;
+
+    /// <summary>The engine admin (for the F# API and tools).</summary>
+    internal E.Admin Engine => _admin;
+
+    /// <summary>An admin of the database at <paramref name="path"/>.</summary>
+    /// <param name="path">Database path inside the store.</param>
+    /// <param name="store">The object store.</param>
+    /// <returns>The admin.</returns>
+    public static SlateAdmin Create(string path, ObjectStore store)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(store);
+        return new SlateAdmin(E.Admin.Create(store.Inner, path, TimeProvider.System, FSharpOption<int>.None));
+    }
+
+    private async Task<IReadOnlyDictionary<string, long>> SizesAsync(CancellationToken ct)
+    {
+        var sizes = await _admin.SstSizesAsync(ct).ConfigureAwait(false);
+        return sizes.ToDictionary(kv => Model.UlidModule.toString(kv.Key), kv => kv.Value);
+    }
+
+    /// <summary>The manifest with this id, or the latest; null when absent.</summary>
+    /// <param name="id">Manifest id, or null for the latest.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The manifest or null.</returns>
+    public async Task<ManifestInfo?> ReadManifestAsync(ulong? id = null, CancellationToken cancellationToken = default)
+    {
+        var m = await _admin.ReadManifestAsync(id.HasValue ? FSharpOption<ulong>.Some(id.Value) : FSharpOption<ulong>.None, cancellationToken).ConfigureAwait(false);
+        if (FSharpOption<E.StoredManifest>.get_IsNone(m)) return null;
+        return ManifestInfo.Of(m.Value, await SizesAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>Manifests with ids in the half-open range [<paramref name="from"/>, <paramref name="to"/>), ascending; <c>from &gt;= to</c> gives none.</summary>
+    /// <param name="from">Lowest id (inclusive), or null.</param>
+    /// <param name="to">Highest id (exclusive), or null.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The manifests.</returns>
+    public async Task<IReadOnlyList<ManifestInfo>> ListManifestsAsync(ulong? from = null, ulong? to = null, CancellationToken cancellationToken = default)
+    {
+        var list = await _admin.ListManifestsAsync(
+            from.HasValue ? FSharpOption<ulong>.Some(from.Value) : FSharpOption<ulong>.None,
+            to.HasValue ? FSharpOption<ulong>.Some(to.Value) : FSharpOption<ulong>.None,
+            cancellationToken).ConfigureAwait(false);
+        var sizes = await SizesAsync(cancellationToken).ConfigureAwait(false);
+        return list.Select(m => ManifestInfo.Of(m, sizes)).ToList();
+    }
+
+    /// <summary>Checkpoints of the latest manifest: all, or those with exactly this name.</summary>
+    /// <param name="name">Name filter, or null.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The checkpoints.</returns>
+    public async Task<IReadOnlyList<Checkpoint>> ListCheckpointsAsync(string? name = null, CancellationToken cancellationToken = default)
+    {
+        var list = await _admin.ListCheckpointsAsync(name is null ? FSharpOption<string>.None : FSharpOption<string>.Some(name), cancellationToken).ConfigureAwait(false);
+        return list.Select(Checkpoint.Of).ToList();
+    }
+
+    /// <summary>A checkpoint of the latest manifest without flushing any writer; <see cref="CheckpointOptions.Source"/> copies another checkpoint's manifest id.</summary>
+    /// <param name="options">Lifetime, source and name.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The checkpoint.</returns>
+    public async Task<Checkpoint> CreateDetachedCheckpointAsync(CheckpointOptions? options = null, CancellationToken cancellationToken = default) =>
+        Checkpoint.Of(await _admin.CreateDetachedCheckpointAsync(CheckpointOptions.ToEngine(options), cancellationToken).ConfigureAwait(false));
+
+    /// <summary>Sets a checkpoint's expiry to now + <paramref name="lifetime"/> (null = never); an unknown id → Data.</summary>
+    /// <param name="id">The checkpoint.</param>
+    /// <param name="lifetime">New lifetime, or null.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>The updated checkpoint.</returns>
+    public async Task<Checkpoint> RefreshCheckpointAsync(Guid id, TimeSpan? lifetime, CancellationToken cancellationToken = default) =>
+        Checkpoint.Of(await _admin.RefreshCheckpointAsync(id, lifetime.HasValue ? FSharpOption<TimeSpan>.Some(lifetime.Value) : FSharpOption<TimeSpan>.None, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>Removes a checkpoint; an absent id is not an error.</summary>
+    /// <param name="id">The checkpoint.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>A task.</returns>
+    public Task DeleteCheckpointAsync(Guid id, CancellationToken cancellationToken = default) => _admin.DeleteCheckpointAsync(id, cancellationToken);
+}
