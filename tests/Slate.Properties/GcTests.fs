@@ -4,7 +4,6 @@
 module Slate.Properties.GcTests
 
 open System
-open System.Collections.Concurrent
 open System.Threading
 open System.Threading.Tasks
 open Expecto
@@ -13,229 +12,7 @@ open Slate.Engine
 open Slate.Model
 open Slate.Properties.TestUtil
 open Slate.Properties.EngineTests.Eng
-
-/// A clock the test moves by hand (thread-safe); timers stay real.
-type ManualClock(start: DateTimeOffset) =
-    inherit TimeProvider()
-    let mutable ticks = start.UtcTicks
-
-    member _.Advance(d: TimeSpan) =
-        Interlocked.Add(&ticks, d.Ticks) |> ignore
-
-    override _.GetUtcNow() =
-        DateTimeOffset(Interlocked.Read(&ticks), TimeSpan.Zero)
-
-/// Records every put and delete (key, in call order) of an inner store.
-type RecordingStore(inner: IObjectStore) =
-    let log = ConcurrentQueue<string * string>()
-    member _.Log: (string * string) list = List.ofSeq log
-
-    interface IObjectStore with
-        member _.PutAsync(key, data, mode, attributes, ct) =
-            log.Enqueue(("put", key))
-            inner.PutAsync(key, data, mode, attributes, ct)
-
-        member _.GetAsync(key, ct) = inner.GetAsync(key, ct)
-        member _.GetRangeAsync(key, s, e, ct) = inner.GetRangeAsync(key, s, e, ct)
-        member _.HeadAsync(key, ct) = inner.HeadAsync(key, ct)
-        member _.ListAsync(prefix, ct) = inner.ListAsync(prefix, ct)
-
-        member _.DeleteAsync(key, ct) =
-            log.Enqueue(("delete", key))
-            inner.DeleteAsync(key, ct)
-
-        member _.Describe = "recording+" + inner.Describe
-
-let t0 = DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)
-let path = "gc/db"
-
-/// A backend: a store on a clock, and its cleanup.
-[<NoEquality; NoComparison>]
-type Backend =
-    { Name: string
-      Make: TimeProvider -> IObjectStore * (unit -> unit) }
-
-let backends: Backend list =
-    [ { Name = "memory"
-        Make = fun clock -> InMemoryObjectStore(clock) :> IObjectStore, ignore }
-      { Name = "local"
-        Make =
-          fun clock ->
-              let dir = tempDir "gc"
-              LocalFileObjectStore(dir, clock) :> IObjectStore, (fun () -> cleanup dir) } ]
-
-/// Runs `f store clock` on a fresh store of `b` and cleans up.
-let withStore (b: Backend) (f: IObjectStore -> ManualClock -> unit) : unit =
-    let clock = ManualClock t0
-    let store, clean = b.Make clock
-
-    try
-        f store clock
-    finally
-        clean ()
-
-let dbOptions (clock: TimeProvider) : DbOptions =
-    { options with
-        TimeProvider = clock
-        L0SstSizeBytes = 1L <<< 20
-        ManifestPollInterval = TimeSpan.FromMilliseconds 50.0 }
-
-let settings: GcSettings =
-    { GcSettings.defaults with
-        MinAge = TimeSpan.FromMinutes 1.0 }
-
-let runGc (store: IObjectStore) (s: GcSettings) (clock: TimeProvider) : GcReport =
-    await (Gc.runOnceAsync store path s clock ct)
-
-let keys (store: IObjectStore) (dir: string) : string list =
-    await (store.ListAsync(Paths.dirPrefix path dir, ct))
-    |> Seq.map (fun m -> m.Key)
-    |> List.ofSeq
-
-/// Every object with its etag (to show that nothing changed).
-let snapshot (store: IObjectStore) : (string * string) list =
-    await (store.ListAsync("", ct))
-    |> Seq.map (fun m -> m.Key, m.ETag)
-    |> List.ofSeq
-
-let manifestIds (store: IObjectStore) : uint64 list =
-    await ((ManifestStore(store, path)).ListIdsAsync ct)
-
-let latest (store: IObjectStore) : StoredManifest =
-    match await ((ManifestStore(store, path)).ReadLatestAsync ct) with
-    | Some m -> m
-    | None -> failtest "no manifest"
-
-let mKey id = Paths.key path (ObjectName.Manifest id)
-let wKey id = Paths.key path (ObjectName.Wal id)
-let sKey u = Paths.key path (ObjectName.Compacted u)
-
-let rnd = Random 11
-
-let newUlid (clock: TimeProvider) : Ulid =
-    Ulid.create (clock.GetUtcNow().ToUnixTimeMilliseconds()) (uint16 (rnd.Next 65536)) (uint64 (rnd.NextInt64()))
-
-/// Writes the next manifest = `edit latest` plus a checkpoint pinning that very version (its own
-/// id, as `CreateCheckpoint` does); retries on a lost race. Returns (manifest id, checkpoint id).
-let addCheckpoint
-    (store: IObjectStore)
-    (clock: TimeProvider)
-    (edit: Manifest -> Manifest)
-    (expireS: uint32 option)
-    : uint64 * Uuid =
-    let ms = ManifestStore(store, path)
-    let id = Uuid.v4 (uint64 (rnd.NextInt64())) (uint64 (rnd.NextInt64()))
-    let mutable result = None
-
-    while result.IsNone do
-        let cur = latest store
-
-        let cp =
-            { Id = id
-              ManifestId = cur.Id + 1UL
-              ExpireTimeS = expireS
-              CreateTimeS = uint32 (clock.GetUtcNow().ToUnixTimeSeconds())
-              Name = None }
-
-        if await (ms.TryWriteAsync(cur.Id, Manifest.addCheckpoint cp (edit cur.Manifest), ct)) then
-            result <- Some(cur.Id + 1UL, id)
-
-    result.Value
-
-/// Writes compactor state file `id` holding `jobs`.
-let writeCompactorState (store: IObjectStore) (id: uint64) (jobs: Compaction list) : unit =
-    let st =
-        { CompactorEpoch = 0UL
-          Compactions = jobs }
-
-    let key = Paths.key path (ObjectName.Compactions id)
-
-    await (Store.tryCreateAsync store key (CompactionStateCodec.encode st) ct)
-    |> ignore
-
-/// Puts an object that no manifest references.
-let putRaw (store: IObjectStore) (key: string) (bytes: byte[]) : unit =
-    await (store.PutAsync(key, ReadOnlyMemory bytes, PutMode.Overwrite, ObjectStore.noAttributes, ct))
-    |> ignore
-
-/// A compactor's work done by hand: merges the `n` oldest L0 SSTs of the latest manifest into one
-/// sorted-run SST, records a Completed job in compactor state `stateId`, and commits with the
-/// compactor's merge through the CAS loop. Returns the consumed L0 ids and the output.
-let compactOldest (store: IObjectStore) (clock: TimeProvider) (n: int) (stateId: uint64) : Ulid list * Ulid =
-    let ms = ManifestStore(store, path)
-    let cur = latest store
-    let consumed = cur.Manifest.L0 |> List.rev |> List.truncate n |> List.rev
-
-    let rows =
-        [ for h in consumed ->
-              (await (store.GetAsync(sKey h.Id, ct))).Data
-              |> Sst.readAll
-              |> okOrFail
-              |> Seq.ofList ]
-
-    let built =
-        Sst.build (DbOptions.sstOptions options) SstType.Compacted (Merge.mergeSorted rows |> List.ofSeq)
-
-    let outId = newUlid clock
-    Expect.isTrue (await (Store.tryCreateAsync store (sKey outId) built.Bytes ct)) "output uploaded"
-
-    let handle =
-        { Id = outId
-          Info = built.Info
-          FormatVersion = 2us
-          VisibleRange = None }
-
-    let spec =
-        CompactionSpec.resolveDestination
-            cur.Manifest
-            { L0 = consumed |> List.map (fun h -> h.Id)
-              SortedRuns = []
-              Destination = 0u }
-
-    writeCompactorState
-        store
-        stateId
-        [ { Compaction.submitted (newUlid clock) spec with
-              Status = CompactionStatus.Completed
-              OutputSsts = [ handle ] } ]
-
-    let commit (m: Manifest) =
-        match Compaction.finish m spec [ handle ] with
-        | Ok next -> Transition.Write(next, ())
-        | Error e -> failtestf "commit: %s" e
-
-    await (ManifestCas.updateAsync ms cur Manifest.mergeForCompactor commit (TimeSpan.FromSeconds 20.0) clock ct)
-    |> ignore
-
-    consumed |> List.map (fun h -> h.Id), outId
-
-/// Writes `count` keys `prefix%03d` (value tagged with `round`).
-let writeRound (db: Db) (prefix: string) (round: int) (count: int) : unit =
-    for i in 0 .. count - 1 do
-        put db (sprintf "%s%03d" prefix i) (sprintf "r%d-%d" round i) |> ignore
-
-let dir (r: GcReport) (d: string) = GcReport.directory d r
-
-/// Opens a database and leaves several manifests, WAL SSTs (fence 1, data, a fence from the
-/// reopen) and L0 SSTs; closed at the end. Returns its full content.
-let populate (store: IObjectStore) (clock: ManualClock) (rounds: int) : (string * string) list =
-    let db = openDb store path (dbOptions clock)
-
-    for r in 1..rounds do
-        writeRound db "k" r 20
-        awaitU (db.FlushAsync(FlushKind.Wal, ct))
-        clock.Advance(TimeSpan.FromSeconds 1.0)
-        awaitU (db.FlushAsync(FlushKind.MemTable, ct))
-
-    let content = scanAll db readOpts
-    awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
-    content
-
-let reopenScan (store: IObjectStore) (clock: TimeProvider) : (string * string) list =
-    let db = openDb store path (dbOptions clock)
-    let rows = scanAll db readOpts
-    awaitU (db.CloseAsync(None, ct))
-    rows
+open Slate.Properties.GcFixtures
 
 let manifestTests (b: Backend) =
     test (sprintf "%s: old manifests go except the latest and checkpointed ones; young ones stay" b.Name) {
@@ -435,6 +212,228 @@ let compactionsDirTests (b: Backend) =
             Expect.isLessThan boundaryAt firstDelete "boundary advanced before deleting")
     }
 
+let dryRunTests (b: Backend) =
+    test (sprintf "%s: a dry run changes nothing and reports what a real pass deletes" b.Name) {
+        withStore b (fun store clock ->
+            populate store clock 2 |> ignore
+
+            let pinned, cp =
+                addCheckpoint store clock id (Some(uint32 (t0.ToUnixTimeSeconds() + 30L)))
+
+            let content = populate store clock 2
+            let orphan = oldUlid ()
+            putRaw store (sKey orphan) [| 9uy |]
+            writeCompactorState store 1UL [ completedJob clock ]
+            clock.Advance(TimeSpan.FromMinutes 2.0)
+            let before = snapshot store
+            let dry = runGc store { settings with DryRun = true } clock
+            Expect.equal (snapshot store) before "a dry run changes no object"
+            Expect.equal dry.ExpiredCheckpoints [ cp ] "the expired checkpoint is reported"
+            Expect.hasLength (latest store).Manifest.Checkpoints 1 "and left in place"
+
+            for d in dry.Directories do
+                Expect.isEmpty d.Deleted (d.Directory + ": nothing deleted")
+
+            let would d = (dir dry d).WouldDelete
+            Expect.isNonEmpty (would Paths.ManifestDir) "manifests would go"
+            Expect.isFalse (List.contains (mKey pinned) (would Paths.ManifestDir)) "not the pinned one"
+            Expect.isNonEmpty (would Paths.WalDir) "WAL would go"
+            Expect.equal (would Paths.CompactedDir) [ sKey orphan ] "the orphan would go"
+            let prevLatest = (latest store).Id
+            let real = runGc store settings clock
+            Expect.equal real.ExpiredCheckpoints [ cp ] "the real pass expires the checkpoint"
+            Expect.isEmpty (latest store).Manifest.Checkpoints "removed"
+            // the real pass writes a new latest without the expired checkpoint and plans on it: the
+            // formerly pinned manifest and the former latest go too
+            Expect.equal
+                (dir real Paths.ManifestDir).Deleted
+                (List.sort (mKey pinned :: mKey prevLatest :: would Paths.ManifestDir))
+                "manifests: the dry-run set plus the unpinned one and the former latest"
+
+            Expect.equal (dir real Paths.WalDir).Deleted (would Paths.WalDir) "WAL: as reported"
+            Expect.equal (dir real Paths.CompactedDir).Deleted (would Paths.CompactedDir) "compacted: as reported"
+            Expect.equal (reopenScan store clock) content "the database opens and reads identically")
+    }
+
+let switchTests (b: Backend) =
+    test (sprintf "%s: each resource switch turns exactly its folder on" b.Name) {
+        withStore b (fun store clock ->
+            populate store clock 3 |> ignore
+            putRaw store (sKey (oldUlid ())) [| 1uy |]
+            writeCompactorState store 1UL []
+            writeCompactorState store 2UL [ completedJob clock ]
+            clock.Advance(TimeSpan.FromMinutes 2.0)
+
+            let off =
+                { settings with
+                    Manifests = false
+                    Wal = false
+                    CompactedSsts = false
+                    CompactorState = false }
+
+            let before = snapshot store
+            let r = runGc store off clock
+            Expect.equal (snapshot store) before "all switches off: nothing deleted"
+
+            for d in r.Directories do
+                Expect.isFalse d.Enabled (d.Directory + " reported off")
+
+            let dirs =
+                [ Paths.ManifestDir, (fun (s: GcSettings) -> { s with Manifests = true })
+                  Paths.CompactionsDir, (fun s -> { s with CompactorState = true })
+                  Paths.WalDir, (fun s -> { s with Wal = true })
+                  Paths.CompactedDir, (fun s -> { s with CompactedSsts = true }) ]
+
+            let mutable cur = off
+
+            for d, on in dirs do
+                cur <- on cur
+
+                let listing () =
+                    dirs |> List.map (fun (x, _) -> x, keys store x)
+
+                let pre = listing ()
+                let r = runGc store cur clock
+                Expect.isNonEmpty (dir r d).Deleted (d + ": deletes once switched on")
+
+                for (x, ks), (_, ks') in List.zip pre (listing ()) do
+                    if x = d then
+                        Expect.isLessThan ks'.Length ks.Length (x + " shrank")
+                    else
+                        Expect.equal ks' ks (x + " unchanged"))
+    }
+
+let foreignTests (b: Backend) =
+    test (sprintf "%s: objects whose names do not parse are never deleted" b.Name) {
+        withStore b (fun store clock ->
+            populate store clock 2 |> ignore
+            writeCompactorState store 1UL [ completedJob clock ]
+            let u = Ulid.toString (oldUlid ())
+
+            let junk =
+                [ "wal/00000000000000000001.sst.tmp"
+                  "wal/abc.sst"
+                  "manifest/00000000000000000000.manifest"
+                  "manifest/1.manifest"
+                  "compactions/x.compactions"
+                  "compacted/" + u + ".sst.bak"
+                  "compacted/nested/" + u + ".sst"
+                  "compacted/" + u.Substring 1 + ".sst" ]
+                |> List.map (fun k -> path + "/" + k)
+
+            for k in junk do
+                putRaw store k [| 0uy |]
+
+            clock.Advance(TimeSpan.FromMinutes 2.0)
+            let r = runGc store { settings with WalFences = true } clock
+            let present = snapshot store |> List.map fst |> Set.ofList
+
+            for k in junk do
+                Expect.isTrue (present.Contains k) (k + " kept")
+
+            let ignored = r.Directories |> List.collect (fun d -> d.Ignored) |> Set.ofList
+            Expect.equal ignored (Set.ofList junk) "every foreign name is reported as ignored"
+            Expect.isNonEmpty (dir r Paths.WalDir).Deleted "the pass did collect parsed objects")
+    }
+
+let corruptTests (b: Backend) =
+    test (sprintf "%s: a corrupt manifest fails the pass with Data naming it; nothing is deleted" b.Name) {
+        withStore b (fun store clock ->
+            populate store clock 2 |> ignore
+            let pinned, _ = addCheckpoint store clock id None
+            populate store clock 2 |> ignore
+            putRaw store (mKey pinned) [| 1uy; 2uy; 3uy |]
+            clock.Advance(TimeSpan.FromMinutes 2.0)
+            let before = snapshot store
+
+            let e =
+                expectSlate SlateErrorKind.Data "pinned manifest corrupt" (fun () ->
+                    Gc.runOnceAsync store path settings clock ct :> Task)
+
+            Expect.stringContains e.Message (mKey pinned) "the message names the manifest"
+            Expect.equal (snapshot store) before "nothing deleted"
+            let last = List.last (manifestIds store)
+            putRaw store (mKey last) [| 7uy |]
+            let before = snapshot store
+
+            let e =
+                expectSlate SlateErrorKind.Data "latest manifest corrupt" (fun () ->
+                    Gc.runOnceAsync store path settings clock ct :> Task)
+
+            Expect.stringContains e.Message (mKey last) "the message names the manifest"
+            Expect.equal (snapshot store) before "nothing deleted"
+
+            expectSlate SlateErrorKind.Data "no database" (fun () ->
+                Gc.runOnceAsync store "gc/none" settings clock ct :> Task)
+            |> ignore
+
+            expectSlate SlateErrorKind.Invalid "negative MinAge" (fun () ->
+                Gc.runOnceAsync
+                    store
+                    path
+                    { settings with
+                        MinAge = TimeSpan.FromSeconds -1.0 }
+                    clock
+                    ct
+                :> Task)
+            |> ignore)
+    }
+
+let boundaryTests (b: Backend) =
+    test (sprintf "%s: the manifest boundary is advanced before deleting and stops a zombie" b.Name) {
+        withStore b (fun store clock ->
+            populate store clock 3 |> ignore
+            let recorder = RecordingStore store
+            clock.Advance(TimeSpan.FromMinutes 2.0)
+            let r = runGc recorder settings clock
+            let bKey = Paths.key path ObjectName.ManifestBoundary
+            let deleted = (dir r Paths.ManifestDir).Deleted |> Set.ofList
+            Expect.isNonEmpty deleted "manifests deleted"
+            let log = recorder.Log
+            let boundaryAt = log |> List.findIndex (fun (op, k) -> op = "put" && k = bKey)
+
+            let firstDelete =
+                log |> List.findIndex (fun (op, k) -> op = "delete" && deleted.Contains k)
+
+            Expect.isLessThan boundaryAt firstDelete "boundary written before the first manifest delete"
+            let boundary = r.ManifestBoundary.Value
+            Expect.equal (await (Gc.readBoundaryAsync store path ObjectName.ManifestBoundary ct)) boundary "stored"
+            // a zombie writer recreating a deleted id loses
+            let ms = ManifestStore(store, path)
+            Expect.isFalse (await (ms.TryWriteAsync(boundary - 1UL, Manifest.initial, ct))) "zombie write lost"
+            // never decreases; advances on demand
+            awaitU (Gc.ensureBoundaryAsync store path ObjectName.ManifestBoundary 1UL ct)
+            Expect.equal (await (Gc.readBoundaryAsync store path ObjectName.ManifestBoundary ct)) boundary "kept"
+            awaitU (Gc.ensureBoundaryAsync store path ObjectName.ManifestBoundary 1000UL ct)
+            Expect.equal (await (Gc.readBoundaryAsync store path ObjectName.ManifestBoundary ct)) 1000UL "raised")
+    }
+
+let noBoundaryTests (b: Backend) =
+    test (sprintf "%s: with boundary files off nothing is written to gc/; failed deletes are retried" b.Name) {
+        withStore b (fun store clock ->
+            populate store clock 3 |> ignore
+            clock.Advance(TimeSpan.FromMinutes 2.0)
+            let recorder = RecordingStore store
+            let victim = mKey 2UL
+            recorder.FailDeletes <- Set.ofList [ victim ]
+
+            let r =
+                runGc
+                    recorder
+                    { settings with
+                        BoundaryFilesEnabled = false }
+                    clock
+
+            Expect.isEmpty (keys store Paths.GcDir) "no boundary files"
+            Expect.equal ((dir r Paths.ManifestDir).Failed |> List.map fst) [ victim ] "the failure is reported"
+            Expect.isFalse (List.contains victim (dir r Paths.ManifestDir).Deleted) "not reported deleted"
+            Expect.contains (manifestIds store) 2UL "still there"
+            Expect.isNonEmpty (dir r Paths.ManifestDir).Deleted "the other deletes went through"
+            recorder.FailDeletes <- Set.empty
+            let r = runGc recorder settings clock
+            Expect.equal (dir r Paths.ManifestDir).Deleted [ victim ] "retried next pass")
+    }
+
 let allTests =
     testList
         "Gc"
@@ -442,4 +441,11 @@ let allTests =
               yield manifestTests b
               yield walTests b
               yield compactedTests b
-              yield compactionsDirTests b ]
+              yield compactionsDirTests b
+              yield dryRunTests b
+              yield switchTests b
+              yield foreignTests b
+              yield corruptTests b
+              yield boundaryTests b
+              yield noBoundaryTests b
+          yield GcLoopTests.allTests ]
