@@ -35,8 +35,7 @@ let rec private parse (a: Args) (args: string list) : Result<Args, string> =
     | x :: rest when a.Command.IsNone -> parse { a with Command = Some x } rest
     | x :: _ -> Error(sprintf "unexpected argument %s" x)
 
-[<EntryPoint>]
-let main argv =
+let private runInspect (argv: string[]) : int =
     let empty =
         { Command = None
           Store = None
@@ -82,3 +81,7 @@ let main argv =
             eprintfn "slate: --store and --path are required"
             eprintfn "%s" usage
             2
+
+[<EntryPoint>]
+let main argv =
+    GcCommand.tryRun argv |> Option.defaultWith (fun () -> runInspect argv)
