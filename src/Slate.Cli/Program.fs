@@ -84,7 +84,7 @@ let private inspectMain (argv: string array) : int =
 
 [<EntryPoint>]
 let main argv =
-    if Commands.handles argv then
-        Commands.run argv Console.Out Console.Error
-    else
-        inspectMain argv
+    match GcCommand.tryRun argv with
+    | Some code -> code
+    | None when Commands.handles argv -> Commands.run argv Console.Out Console.Error
+    | None -> inspectMain argv

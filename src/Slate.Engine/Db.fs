@@ -623,6 +623,10 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     member internal _.Start() =
         loops <- [ writerLoop (); walLoop (); l0Loop (); pollLoop () ]
+        // embedded garbage collector (stopped by Close through cts; finishes its current pass)
+        loops <-
+            loops
+            @ Gc.embedded ms.ObjectStore ms.DbPath options.GarbageCollector time cts.Token
 
     member internal _.Replay(rows: RowEntry list, stamps: (uint64 * int64 * RowEntry list) list, lastWal: uint64) =
         ignore rows

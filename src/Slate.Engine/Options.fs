@@ -200,6 +200,11 @@ module DbOptions =
         | Some n when n < 0 -> fail "ObjectStoreMaxRetries must not be negative"
         | _ -> ()
 
+        match o.GarbageCollector with
+        | Some g when g.Interval <= TimeSpan.Zero -> fail "GarbageCollector.Interval must be positive"
+        | Some g when g.MinAge < TimeSpan.Zero -> fail "GarbageCollector.MinAge must not be negative"
+        | _ -> ()
+
     /// The SST builder options these settings imply.
     let sstOptions (o: DbOptions) : SstOptions =
         { BlockSize = o.BlockSize

@@ -861,6 +861,41 @@ let private l0LimitTest =
                     ())
     }
 
+/// SlateDB opens a database after Slate's garbage collector removed its old manifests and WAL
+/// SSTs (leaving `gc/manifest.boundary` behind) and reads exactly the same content.
+let private afterGcTest =
+    test "SlateDB (DbReader and Db) reads a database after Slate's GC removed old manifests and WAL SSTs" {
+        requireBinding () |> ignore
+
+        withTemp "gc" (fun root ->
+            let dbPath = "gc/db"
+            let model = slateWritesDb root dbPath (Random 33) (Some FlushKind.Wal)
+            let store = LocalFileObjectStore(root)
+            Thread.Sleep 50
+
+            let r =
+                await
+                    "Gc.runOnceAsync"
+                    (Gc.runOnceAsync
+                        store
+                        dbPath
+                        { GcSettings.defaults with
+                            MinAge = TimeSpan.Zero }
+                        TimeProvider.System
+                        ct)
+
+            Expect.isNonEmpty (GcReport.directory Paths.ManifestDir r).Deleted "GC deleted old manifests"
+            Expect.isNonEmpty (GcReport.directory Paths.WalDir r).Deleted "GC deleted old WAL SSTs"
+            Expect.isEmpty (GcReport.failures r) "no failed delete"
+            expectSame "Slate after GC" Full model.Entries (slateScan root dbPath None)
+
+            match readAll root dbPath [ [ "--with-metadata" ]; [ "--with-metadata"; "--mode=db" ] ] with
+            | [ reader; writer ] ->
+                expectSame "SlateDB DbReader after GC" Full model.Entries (parseScan reader)
+                expectSame "SlateDB Db after GC" Full model.Entries (parseScan writer)
+            | _ -> failtest "expected two outputs")
+    }
+
 let allTests =
     testList
         "Interop"
@@ -869,6 +904,11 @@ let allTests =
               [ for c in Enum.GetValues<CompressionCodec>() do
                     yield modelDbTest c
                 yield bloomTest ]
-          testList "Engine and SlateDB" [ engineToSlateDb None; engineToSlateDb (Some FlushKind.Wal); slateDbContinues ]
+          testList
+              "Engine and SlateDB"
+              [ engineToSlateDb None
+                engineToSlateDb (Some FlushKind.Wal)
+                slateDbContinues
+                afterGcTest ]
           testList "Compat vectors through Slate's writer" [ for c in CompatTests.cases () -> compatAsWriter c ]
           testList "Engine behaviour pinned by the interop tests" [ closeRaceTest; l0LimitTest ] ]
