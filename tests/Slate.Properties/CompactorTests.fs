@@ -442,6 +442,125 @@ let private modelTests =
               Expect.equal (scanAll db2 readOpts) (Map.toList model) "after reopen and compaction"
               awaitU (db2.CloseAsync(None, ct))) ]
 
+let private hexModel (model: Map<string, string>) : (string * string) list =
+    model
+    |> Map.toList
+    |> List.map (fun (k, v) -> Bytes.toHex (utf8 k), Bytes.toHex (utf8 v))
+
+let private compatCompactionTest =
+    test "Slate compacts the SlateDB-made compat `compacted` database; both read the same content" {
+        let root = tempDir "compactor-compat"
+
+        try
+            copyTree (IO.Path.Combine(compatDir (), "compacted", "db")) (IO.Path.Combine(root, "compacted", "db"))
+            let store = LocalFileObjectStore(root) :> IObjectStore
+            let path = "compacted/db"
+            let before = (latest store path).Manifest
+            Expect.isNonEmpty before.Compacted "SlateDB made sorted runs"
+            let db = openDb store path options
+            let content = scanAll db readOpts
+            awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
+
+            let s =
+                { settings with
+                    MinCompactionSources = 2 }
+
+            let c = startCompactor store path s options
+            Expect.isGreaterThan c.Epoch before.CompactorEpoch "fences SlateDB's compactor epoch"
+            awaitU (c.DrainAsync ct)
+            Expect.isGreaterThan c.CompletedCount 0 "compactions ran"
+            let after = (latest store path).Manifest
+            Expect.isLessThan after.L0.Length 2 "L0 compacted"
+            let db2 = openDb store path options
+            Expect.equal (scanAll db2 readOpts) content "Slate reads the same content"
+            awaitU (db2.CloseAsync(None, ct))
+
+            let expected =
+                content |> List.map (fun (k, v) -> Bytes.toHex (utf8 k), Bytes.toHex (utf8 v))
+
+            Expect.equal (InteropTests.Runner.scanWithSlateDb root path) expected "SlateDB reads the same content"
+        finally
+            cleanup root
+    }
+
+let private interopTests =
+    testList
+        "SlateDB interop"
+        [ test
+              "SlateDB 0.12.1 reads a database Slate compacted into sorted runs, writes on top, and Slate compacts again" {
+              let root = tempDir "compactor-interop"
+
+              try
+                  let store = LocalFileObjectStore(root) :> IObjectStore
+                  let path = "db"
+
+                  let s =
+                      { settings with
+                          MinCompactionSources = 2 }
+
+                  let db = openDb store path options
+                  let mutable model = load db 900 1 Map.empty
+
+                  for i in 0..9..899 do
+                      let k = sprintf "k%05d" i
+                      del db k |> ignore
+                      model <- Map.remove k model
+
+                  awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+                  awaitU ((startCompactor store path s options).DrainAsync ct)
+                  model <- load db 300 2 model
+                  awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+                  // ratio 1: the new, smaller run is not merged into the older one
+                  awaitU ((startCompactor store path { s with SizeRatio = 1.0 } options).DrainAsync ct)
+                  model <- load db 40 3 model // a few L0s stay
+                  awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
+                  let m = (latest store path).Manifest
+                  Expect.isGreaterThanOrEqual m.Compacted.Length 2 "at least two sorted runs"
+                  Expect.isNonEmpty m.L0 "some L0 SSTs"
+
+                  Expect.equal
+                      (InteropTests.Runner.scanWithSlateDb root path)
+                      (hexModel model)
+                      "SlateDB reads Slate's runs"
+
+                  // SlateDB continues as the writer: new L0s above the compacted state
+                  let writes =
+                      [ for i in 0..199 ->
+                            let k = sprintf "k%05d" (i * 3)
+
+                            if i % 5 = 0 then
+                                k, None
+                            else
+                                k, Some(sprintf "slatedb-%d" i) ]
+
+                  InteropTests.Runner.writeWithSlateDb
+                      root
+                      path
+                      25
+                      (writes |> List.map (fun (k, v) -> utf8 k, v |> Option.map utf8))
+
+                  for k, v in writes do
+                      model <-
+                          match v with
+                          | Some v -> Map.add k v model
+                          | None -> Map.remove k model
+
+                  let c = startCompactor store path s options
+                  awaitU (c.DrainAsync ct)
+                  Expect.isGreaterThan c.CompletedCount 0 "Slate compacts SlateDB's L0s"
+                  let db2 = openDb store path options
+                  Expect.equal (scanAll db2 readOpts) (Map.toList model) "Slate reads the result"
+                  awaitU (db2.CloseAsync(None, ct))
+
+                  Expect.equal
+                      (InteropTests.Runner.scanWithSlateDb root path)
+                      (hexModel model)
+                      "SlateDB reads the result"
+              finally
+                  cleanup root
+          }
+          compatCompactionTest ]
+
 /// Loads `n` random keys through an embedded compactor on a metered store; returns (L0 count,
 /// sorted runs, write amplification = bytes written to compacted/ by compaction / user bytes).
 let settle (n: int) : int * int * float * int64 =
@@ -504,4 +623,5 @@ let allTests =
           fencingTests
           crashTests
           modelTests
+          interopTests
           settleTests ]
