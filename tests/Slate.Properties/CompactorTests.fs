@@ -573,6 +573,7 @@ let settle (n: int) : int * int * float * int64 =
             FlushInterval = Some(TimeSpan.FromMilliseconds 50.0)
             Compactor = Some settings }
 
+    let sw = Diagnostics.Stopwatch.StartNew()
     let db = openDb metered "settle" o
     let rnd = Random 99
     let mutable userBytes = 0L
@@ -591,7 +592,9 @@ let settle (n: int) : int * int * float * int64 =
 
     awaitU (db.FlushAsync(FlushKind.MemTable, ct))
 
-    waitUntil 120.0 "settling" (fun () ->
+    let loaded = sw.Elapsed
+
+    waitUntil (max 120.0 (float n / 2000.0)) "settling" (fun () ->
         let m = (latest metered "settle").Manifest
         m.L0.Length < 4)
 
@@ -602,13 +605,36 @@ let settle (n: int) : int * int * float * int64 =
         await ((metered :> IObjectStore).ListAsync(Paths.dirPrefix "settle" Paths.CompactedDir, ct))
         |> Seq.sumBy (fun o -> o.Size)
 
-    m.L0.Length, m.Compacted.Length, float compacted / float userBytes, userBytes
+    let wa = float compacted / float userBytes
+    let written = metered.Snapshot().BytesWritten
+
+    printfn
+        "settle: %d keys, %d user bytes; loaded in %.1f s, settled in %.1f s; L0 %d, sorted runs %d (%s); compacted/ %d bytes, write amplification %.2f; all puts %d bytes (%.2f x)"
+        n
+        userBytes
+        loaded.TotalSeconds
+        sw.Elapsed.TotalSeconds
+        m.L0.Length
+        m.Compacted.Length
+        (String.Join(", ", m.Compacted |> List.map (fun sr -> sprintf "SR %d: %d SSTs" sr.Id sr.Ssts.Length)))
+        compacted
+        wa
+        written
+        (float written / float userBytes)
+
+    m.L0.Length, m.Compacted.Length, wa, userBytes
 
 let private settleTests =
     testList
         "settle"
-        [ test "a random load of 50,000 keys settles into sorted runs with L0 below L0MaxSsts" {
-              let l0, srs, wa, _ = settle 50_000
+        [ test "a random load of 50,000 keys (SLATE_SETTLE_KEYS) settles into sorted runs with L0 below L0MaxSsts" {
+              let n =
+                  match Environment.GetEnvironmentVariable "SLATE_SETTLE_KEYS" with
+                  | null
+                  | "" -> 50_000
+                  | v -> int v
+
+              let l0, srs, wa, _ = settle n
               Expect.isLessThan l0 8 "L0 below L0MaxSsts"
               Expect.isGreaterThan srs 0 "sorted runs exist"
               Expect.isGreaterThan wa 1.0 "every byte is written at least once"
