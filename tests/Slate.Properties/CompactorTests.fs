@@ -616,7 +616,11 @@ let settle (n: int) : int * int * float * int64 =
         sw.Elapsed.TotalSeconds
         m.L0.Length
         m.Compacted.Length
-        (String.Join(", ", m.Compacted |> List.map (fun sr -> sprintf "SR %d: %d SSTs" sr.Id sr.Ssts.Length)))
+        (String.Join(
+            ", ",
+            m.Compacted
+            |> List.map (fun sr -> sprintf "SR %d: %d SSTs" sr.Id sr.Ssts.Length)
+        ))
         compacted
         wa
         written
