@@ -7,6 +7,7 @@ open Slate.Engine
 
 let private usage =
     """usage: slate inspect --store <url> --path <db> [--scan] [--json] [--merge-operator concat]
+       slate compactor --store <url> --path <db> [--json] [--merge-operator concat]   (until Ctrl-C)
 
   --store <url>            file:///abs/dir or memory:///
   --path <db>              database path inside the store
@@ -53,7 +54,7 @@ let private inspectMain (argv: string array) : int =
         2
     | Ok a ->
         match a.Command, a.Store, a.Path with
-        | (None | Some "inspect"), Some store, Some path ->
+        | (None | Some "inspect" | Some "compactor"), Some store, Some path ->
             try
                 let mergeOp =
                     match a.Merge with
@@ -65,6 +66,8 @@ let private inspectMain (argv: string array) : int =
                 | Error other ->
                     eprintfn "slate: unknown merge operator '%s' (only concat)" other
                     2
+                | Ok mergeOp when a.Command = Some "compactor" ->
+                    CompactorCmd.run (ObjectStore.Resolve(store).Inner) path a.Json mergeOp
                 | Ok mergeOp -> Inspect.run (ObjectStore.Resolve(store).Inner) store path a.Scan a.Json mergeOp
             with
             | :? SlateException as e ->
@@ -73,7 +76,7 @@ let private inspectMain (argv: string array) : int =
             | :? ObjectStoreException as e ->
                 eprintfn "slate: %s" e.Message
                 1
-        | Some cmd, _, _ when cmd <> "inspect" ->
+        | Some cmd, _, _ when cmd <> "inspect" && cmd <> "compactor" ->
             eprintfn "slate: unknown command %s" cmd
             eprintfn "%s" usage
             2

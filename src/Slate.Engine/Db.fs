@@ -628,6 +628,9 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
             loops
             @ Gc.embedded ms.ObjectStore ms.DbPath options.GarbageCollector time cts.Token
 
+    /// Adds a background service (embedded compactor, GC) stopped by the writer's shutdown token.
+    member internal _.AddBackground(start: CancellationToken -> Task) = loops <- loops @ [ start cts.Token ]
+
     member internal _.Replay(rows: RowEntry list, stamps: (uint64 * int64 * RowEntry list) list, lastWal: uint64) =
         ignore rows
         // stamps: per WAL id, its rows (already filtered to seq > last_l0_seq)
@@ -924,6 +927,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     static member OpenAsync(store: IObjectStore, dbPath: string, options: DbOptions, ct: CancellationToken) : Task<Db> =
         backgroundTask {
             DbOptions.validate options
+            options.Compactor |> Option.iter (CompactorCheck.validate options.BlockSize)
 
             // every backend is wrapped in the retrying store (SPEC §2.4)
             let store =
@@ -1084,6 +1088,11 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                             db.Replay([], [], latest.Manifest.WalIdLastSeen)
 
                         db.Start()
+
+                        match options.Compactor with
+                        | Some s -> db.AddBackground(CompactorRunner.runEmbeddedAsync store dbPath s options tables)
+                        | None -> ()
+
                         return db
                     })
         }

@@ -17,14 +17,24 @@ type StoredManifest =
         Manifest: Manifest
     }
 
-/// Reads and writes `manifest/` of one database. Reads bypass every cache.
-type ManifestStore(store: IObjectStore, dbPath: string) =
-    let keyOf id =
-        Paths.key dbPath (ObjectName.Manifest id)
+/// One sequenced namespace of a database (SPEC §5.1): `manifest/` or `compactions/`. Objects
+/// are named by contiguous ids; writes create id `base + 1` if absent and are treated as lost when
+/// the id lies at or below the namespace's GC boundary file. Reads bypass every cache.
+type SequencedStore<'T>
+    (
+        store: IObjectStore,
+        dbPath: string,
+        dir: string,
+        nameOf: uint64 -> ObjectName,
+        boundary: ObjectName,
+        encode: 'T -> byte[],
+        decode: byte[] -> Result<'T, DecodeError>
+    ) =
+    let keyOf id = Paths.key dbPath (nameOf id)
 
     let readBoundary (ct: CancellationToken) : Task<uint64> =
         task {
-            match! Store.tryGetAsync store (Paths.key dbPath ObjectName.ManifestBoundary) ct with
+            match! Store.tryGetAsync store (Paths.key dbPath boundary) ct with
             | None -> return 0UL
             | Some r ->
                 let text = Text.Encoding.ASCII.GetString r.Data
@@ -40,34 +50,36 @@ type ManifestStore(store: IObjectStore, dbPath: string) =
     /// The database path.
     member _.DbPath: string = dbPath
 
-    /// Ids of every manifest present, ascending.
+    /// The object key of id `id`.
+    member _.KeyOf(id: uint64) : string = keyOf id
+
+    /// Ids of every object present, ascending.
     member _.ListIdsAsync(ct: CancellationToken) : Task<uint64 list> =
         task {
-            let! items = Store.listParsedAsync store dbPath Paths.ManifestDir ct
+            let! items = Store.listParsedAsync store dbPath dir ct
 
             return
                 items
                 |> List.choose (fun (n, _) ->
                     match n with
-                    | ObjectName.Manifest id -> Some id
+                    | ObjectName.Manifest id
+                    | ObjectName.Compactions id when nameOf id = n -> Some id
                     | _ -> None)
                 |> List.sort
         }
 
-    /// Reads one manifest; None when absent.
-    member _.ReadAsync(id: uint64, ct: CancellationToken) : Task<StoredManifest option> =
+    /// Reads and decodes one object; None when absent.
+    member _.ReadAsync(id: uint64, ct: CancellationToken) : Task<'T option> =
         task {
             let key = keyOf id
 
             match! Store.tryGetAsync store key ct with
             | None -> return None
-            | Some r ->
-                let m = ManifestCodec.decode r.Data |> Failures.orData key
-                return Some { Id = id; Manifest = m }
+            | Some r -> return Some(decode r.Data |> Failures.orData key)
         }
 
-    /// The latest manifest; None when the database has none.
-    member this.ReadLatestAsync(ct: CancellationToken) : Task<StoredManifest option> =
+    /// The latest object and its id; None when the namespace is empty.
+    member this.ReadLatestAsync(ct: CancellationToken) : Task<(uint64 * 'T) option> =
         task {
             let mutable result = None
             let mutable attempts = 0
@@ -80,8 +92,8 @@ type ManifestStore(store: IObjectStore, dbPath: string) =
                 | None -> fin <- true
                 | Some id ->
                     match! this.ReadAsync(id, ct) with
-                    | Some m ->
-                        result <- Some m
+                    | Some v ->
+                        result <- Some(id, v)
                         fin <- true
                     | None ->
                         // deleted by GC between list and get: list again
@@ -89,25 +101,66 @@ type ManifestStore(store: IObjectStore, dbPath: string) =
 
                         if attempts > 10 then
                             raise (
-                                SlateException(SlateErrorKind.Unavailable, sprintf "manifest %d vanished repeatedly" id)
+                                SlateException(SlateErrorKind.Unavailable, sprintf "%s vanished repeatedly" (keyOf id))
                             )
 
             return result
         }
 
-    /// Writes `manifest` as id `baseId + 1`. False when that id already exists (or was recreated
+    /// Writes `value` as id `baseId + 1`. False when that id already exists (or was recreated
     /// below the GC boundary): the caller reloads, merges and retries.
-    member _.TryWriteAsync(baseId: uint64, manifest: Manifest, ct: CancellationToken) : Task<bool> =
+    member _.TryWriteAsync(baseId: uint64, value: 'T, ct: CancellationToken) : Task<bool> =
         task {
             let id = baseId + 1UL
-            let! created = Store.tryCreateAsync store (keyOf id) (ManifestCodec.encode manifest) ct
+            let! created = Store.tryCreateAsync store (keyOf id) (encode value) ct
 
             if not created then
                 return false
             else
-                let! boundary = readBoundary ct
-                return id > boundary
+                let! b = readBoundary ct
+                return id > b
         }
+
+/// Reads and writes `manifest/` of one database. Reads bypass every cache.
+type ManifestStore(store: IObjectStore, dbPath: string) =
+    let objects =
+        SequencedStore<Manifest>(
+            store,
+            dbPath,
+            Paths.ManifestDir,
+            ObjectName.Manifest,
+            ObjectName.ManifestBoundary,
+            ManifestCodec.encode,
+            ManifestCodec.decode
+        )
+
+    /// The object store.
+    member _.ObjectStore: IObjectStore = store
+
+    /// The database path.
+    member _.DbPath: string = dbPath
+
+    /// Ids of every manifest present, ascending.
+    member _.ListIdsAsync(ct: CancellationToken) : Task<uint64 list> = objects.ListIdsAsync ct
+
+    /// Reads one manifest; None when absent.
+    member _.ReadAsync(id: uint64, ct: CancellationToken) : Task<StoredManifest option> =
+        task {
+            let! m = objects.ReadAsync(id, ct)
+            return m |> Option.map (fun m -> { Id = id; Manifest = m })
+        }
+
+    /// The latest manifest; None when the database has none.
+    member _.ReadLatestAsync(ct: CancellationToken) : Task<StoredManifest option> =
+        task {
+            let! m = objects.ReadLatestAsync ct
+            return m |> Option.map (fun (id, m) -> { Id = id; Manifest = m })
+        }
+
+    /// Writes `manifest` as id `baseId + 1`. False when that id already exists (or was recreated
+    /// below the GC boundary): the caller reloads, merges and retries.
+    member _.TryWriteAsync(baseId: uint64, manifest: Manifest, ct: CancellationToken) : Task<bool> =
+        objects.TryWriteAsync(baseId, manifest, ct)
 
 /// Outcome of one attempt of a manifest transition inside the CAS loop.
 [<RequireQualifiedAccess>]

@@ -912,3 +912,28 @@ let allTests =
                 afterGcTest ]
           testList "Compat vectors through Slate's writer" [ for c in CompatTests.cases () -> compatAsWriter c ]
           testList "Engine behaviour pinned by the interop tests" [ closeRaceTest; l0LimitTest ] ]
+
+/// The Node runner for other test modules (the compactor's interop tests).
+module Runner =
+    /// Scans a copy of a local database with SlateDB 0.12.1 (`DbReader`, WAL replayed): (key hex,
+    /// value hex) in key order. Skips (or fails on CI) when the binding is unavailable.
+    let scanWithSlateDb (root: string) (dbPath: string) : (string * string) list =
+        node (readerScript ()) [ root; dbPath ] None
+        |> parseScan
+        |> List.map (fun e -> e.Key, e.Value)
+
+    /// Writes puts (value Some) and deletes (None) with SlateDB 0.12.1 as the writer, in place,
+    /// with a memtable flush every `flushEvery` writes and at the end.
+    let writeWithSlateDb (root: string) (dbPath: string) (flushEvery: int) (writes: (byte[] * byte[] option) list) =
+        let steps =
+            [ for i, (k, v) in List.indexed writes do
+                  match v with
+                  | Some v -> yield One(SPut(k, v, None))
+                  | None -> yield One(SDel k)
+
+                  if (i + 1) % flushEvery = 0 then
+                      yield Flush "memtable"
+              yield Flush "memtable" ]
+
+        node (writerScript ()) [ root; dbPath ] (Some(planJson [ "l0_max_ssts", "64" ] steps))
+        |> ignore

@@ -1,0 +1,88 @@
+/// `slate compactor`: a standalone compactor until Ctrl-C, printing every finished compaction.
+module Slate.Cli.CompactorCmd
+
+open System
+open System.Threading
+open Slate
+open Slate.Engine
+open Slate.Model
+
+let private size (b: int64) : string =
+    if b >= (1L <<< 20) then
+        sprintf "%.1f MiB" (float b / 1048576.0)
+    elif b >= 1024L then
+        sprintf "%.1f KiB" (float b / 1024.0)
+    else
+        sprintf "%d B" b
+
+let private describe (r: CompactionReport) : string =
+    let l0 =
+        match r.L0Sources with
+        | [] -> []
+        | ids -> [ sprintf "%d L0 (%s..%s)" ids.Length (Ulid.toString ids.Head) (Ulid.toString (List.last ids)) ]
+
+    let srs =
+        match r.SortedRunSources with
+        | [] -> []
+        | ids -> [ "SR " + String.Join(",", ids) ]
+
+    String.Join(" + ", l0 @ srs)
+
+/// One line per finished job (JSON object per line with `json`).
+let private print (json: bool) (r: CompactionReport) : unit =
+    let now = DateTimeOffset.UtcNow.ToString("HH:mm:ss.fff")
+
+    if json then
+        let err =
+            match r.Error with
+            | Some e -> Text.Json.JsonSerializer.Serialize e
+            | None -> "null"
+
+        printfn
+            """{"time":"%s","job":"%s","l0_sources":%d,"sr_sources":[%s],"destination":%d,"bytes_in":%d,"bytes_out":%d,"output_ssts":%d,"l0":%d,"sorted_runs":%d,"error":%s}"""
+            now
+            (Ulid.toString r.JobId)
+            r.L0Sources.Length
+            (String.Join(",", r.SortedRunSources))
+            r.Destination
+            r.BytesIn
+            r.BytesOut
+            r.OutputSsts
+            r.L0Count
+            r.SortedRunCount
+            err
+    else
+        match r.Error with
+        | None ->
+            printfn
+                "%s  %s -> SR %d  in %s out %s (%d SSTs)  now L0 %d, SRs %d"
+                now
+                (describe r)
+                r.Destination
+                (size r.BytesIn)
+                (size r.BytesOut)
+                r.OutputSsts
+                r.L0Count
+                r.SortedRunCount
+        | Some e -> printfn "%s  %s -> SR %d  FAILED: %s" now (describe r) r.Destination e
+
+/// Runs until Ctrl-C; 0 on a normal stop.
+let run (store: IObjectStore) (path: string) (json: bool) (mergeOp: MergeOperator option) : int =
+    use cts = new CancellationTokenSource()
+
+    Console.CancelKeyPress.Add(fun e ->
+        e.Cancel <- true
+        cts.Cancel())
+
+    let options =
+        { DbOptions.defaults with
+            MergeOperator = mergeOp }
+
+    if not json then
+        printfn "compacting %s (Ctrl-C to stop)" path
+
+    (CompactorRunner.runWithAsync store path CompactorSettings.defaults options (print json) cts.Token)
+        .GetAwaiter()
+        .GetResult()
+
+    0

@@ -1,0 +1,93 @@
+/// Entry points of the compactor: standalone (until cancelled) and embedded in a writer.
+namespace Slate.Engine
+
+open System
+open System.Threading
+open System.Threading.Tasks
+open Slate
+
+/// Entry points of the compactor.
+[<RequireQualifiedAccess>]
+module CompactorRunner =
+    let private retrying (store: IObjectStore) (options: DbOptions) : IObjectStore =
+        match store with
+        | :? RetryingObjectStore -> store
+        | _ ->
+            let seed = defaultArg options.RandomSeed (Random.Shared.Next())
+
+            RetryingObjectStore(
+                store,
+                { RetryOptions.defaults with
+                    MaxRetries = options.ObjectStoreMaxRetries },
+                options.TimeProvider,
+                Random(seed)
+            )
+            :> IObjectStore
+
+    /// A standalone compactor: fences, then compacts until `ct` is cancelled, then completes
+    /// normally. Raises `Closed(Fenced)` when a newer compactor takes over; `observer` sees
+    /// every finished job.
+    let runWithAsync
+        (store: IObjectStore)
+        (dbPath: string)
+        (settings: CompactorSettings)
+        (options: DbOptions)
+        (observer: CompactionReport -> unit)
+        (ct: CancellationToken)
+        : Task =
+        task {
+            try
+                let store = retrying store options
+                let! c = Compactor.StartAsync(store, dbPath, settings, options, None, observer, ct)
+                do! c.RunAsync ct
+            with :? OperationCanceledException when ct.IsCancellationRequested ->
+                ()
+        }
+
+    /// `runWithAsync` without an observer.
+    let runAsync
+        (store: IObjectStore)
+        (dbPath: string)
+        (settings: CompactorSettings)
+        (options: DbOptions)
+        (ct: CancellationToken)
+        : Task =
+        runWithAsync store dbPath settings options ignore ct
+
+    /// The embedded compactor of a writer: runs until `ct` (the writer's shutdown) is cancelled.
+    /// Stops for good when fenced by a newer compactor; after any other failure it waits one
+    /// poll interval and starts again (re-fencing). Never faults.
+    let runEmbeddedAsync
+        (store: IObjectStore)
+        (dbPath: string)
+        (settings: CompactorSettings)
+        (options: DbOptions)
+        (tables: TableStore)
+        (ct: CancellationToken)
+        : Task =
+        backgroundTask {
+            let mutable go = true
+
+            while go && not ct.IsCancellationRequested do
+                try
+                    let! c = Compactor.StartAsync(store, dbPath, settings, options, Some tables, ignore, ct)
+                    do! c.RunAsync ct
+                    go <- false
+                with
+                | :? OperationCanceledException -> go <- false
+                | :? SlateException as e when e.Kind = SlateErrorKind.Closed ->
+                    Diagnostics.Trace.TraceInformation(
+                        "slate: embedded compactor of {0} stopped: {1}",
+                        dbPath,
+                        e.Message
+                    )
+
+                    go <- false
+                | e ->
+                    Diagnostics.Trace.TraceError("slate: embedded compactor of {0} failed: {1}", dbPath, e.Message)
+
+                    try
+                        do! Task.Delay(settings.PollInterval, options.TimeProvider, ct)
+                    with :? OperationCanceledException ->
+                        go <- false
+        }
