@@ -233,6 +233,9 @@ internal static class Convert
     internal static Engine.ReadOpts Read(ReadOptions? o) =>
         new(o?.Durability == DurabilityLevel.Remote ? Engine.Durability.Remote : Engine.Durability.Memory, o?.Dirty ?? false, o?.CacheBlocks ?? true);
 
+    internal static Engine.ReadAhead ReadAhead(ScanOptions? o) =>
+        new(o?.ReadAheadBytes ?? 1L, o?.MaxFetchTasks ?? 1);
+
     internal static Engine.ReadOpts Read(ScanOptions? o) =>
         new(o?.Durability == DurabilityLevel.Remote ? Engine.Durability.Remote : Engine.Durability.Memory, o?.Dirty ?? false, o?.CacheBlocks ?? false);
 

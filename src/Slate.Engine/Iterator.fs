@@ -19,8 +19,10 @@ type DbIterator
         descending: bool,
         cache: bool,
         mergeOp: MergeOperator option,
-        checkOpen: unit -> unit
+        checkOpen: unit -> unit,
+        readAhead: ReadAhead
     ) =
+    do ReadAhead.validate readAhead
     let mutable scanRange = range
     let mutable source: RowSource option = None
     let mutable pending: RowEntry option = None
@@ -33,7 +35,8 @@ type DbIterator
         | Some s -> s
         | None ->
             let s =
-                MergingSource(ReadPath.sources tables view scanRange maxSeq descending cache, descending) :> RowSource
+                MergingSource(ReadPath.sourcesWith readAhead tables view scanRange maxSeq descending cache, descending)
+                :> RowSource
 
             source <- Some s
             s
@@ -132,6 +135,10 @@ type DbIterator
         }
 
     /// The next visible key/value, or None when the scan is exhausted.
+    /// Without read-ahead.
+    new(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen) =
+        DbIterator(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, ReadAhead.none)
+
     member _.NextAsync(ct: CancellationToken) : Task<RowEntry option> = guard (fun () -> nextAsync ct)
 
     /// Up to `max` key/values (fewer means exhausted; 0 returns empty without advancing).

@@ -577,6 +577,135 @@ let private trackerTests =
           } ]
 
 // ---------------------------------------------------------------------------------------------
+// Scan read-ahead
+// ---------------------------------------------------------------------------------------------
+
+/// Counts range GETs of compacted SSTs (and the most in flight at once); each takes 5 ms.
+type private RangeCountingStore(inner: IObjectStore) =
+    let mutable gets = 0
+    let mutable inFlight = 0
+    let mutable maxInFlight = 0
+    let gate = obj ()
+
+    member _.Gets = Volatile.Read(&gets)
+    member _.MaxInFlight = Volatile.Read(&maxInFlight)
+
+    member _.Reset() =
+        lock gate (fun () ->
+            gets <- 0
+            maxInFlight <- 0)
+
+    interface IObjectStore with
+        member _.PutAsync(key, data, mode, attributes, ct) =
+            inner.PutAsync(key, data, mode, attributes, ct)
+
+        member _.GetAsync(key, ct) = inner.GetAsync(key, ct)
+
+        member _.GetRangeAsync(key, s, e, ct) =
+            if key.Contains "/compacted/" then
+                task {
+                    lock gate (fun () ->
+                        gets <- gets + 1
+                        inFlight <- inFlight + 1
+                        maxInFlight <- max maxInFlight inFlight)
+
+                    try
+                        do! Task.Delay(5, ct)
+                        return! inner.GetRangeAsync(key, s, e, ct)
+                    finally
+                        lock gate (fun () -> inFlight <- inFlight - 1)
+                }
+            else
+                inner.GetRangeAsync(key, s, e, ct)
+
+        member _.HeadAsync(key, ct) = inner.HeadAsync(key, ct)
+        member _.ListAsync(prefix, ct) = inner.ListAsync(prefix, ct)
+        member _.DeleteAsync(key, ct) = inner.DeleteAsync(key, ct)
+        member _.Describe = "counting:" + inner.Describe
+
+let private readAheadTests =
+    testList
+        "read-ahead"
+        [ test
+              "ReadAheadBytes / MaxFetchTasks: fewer, larger and concurrent GETs, identical results; CacheBlocks honoured" {
+              let counting = RangeCountingStore(mem ())
+              let store = counting :> IObjectStore
+
+              let o =
+                  { flushOptions with
+                      BlockSize = 1024
+                      L0SstSizeBytes = 1L <<< 20 }
+
+              let db = openDb store "ra" o
+
+              for i in 0..299 do
+                  put db (sprintf "k%03d" i) (pad 100 (string i)) |> ignore
+
+              awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+              Expect.equal (latest store "ra").L0.Length 1 "one L0 SST"
+
+              let scan (ra: ReadAhead) (cache: bool) (range: KeyRange) (desc: bool) =
+                  let view, maxSeq = db.ScanView(readOpts, None)
+                  drain (DbIterator(db.Tables, view, range, maxSeq, desc, cache, db.MergeOperator, db.CheckOpen, ra))
+
+              let counted ra cache range desc =
+                  counting.Reset()
+                  let rows = scan ra cache range desc
+                  rows, counting.Gets, counting.MaxInFlight
+
+              scan ReadAhead.none false KeyRange.all false |> ignore // opens the SST (index cached)
+              let expected, baseGets, baseMax = counted ReadAhead.none false KeyRange.all false
+              Expect.equal expected.Length 300 "all rows"
+              Expect.isGreaterThanOrEqual baseGets 30 "one GET per block without read-ahead"
+              Expect.equal baseMax 1 "sequential without read-ahead"
+
+              let big = { Bytes = 64L * 1024L; FetchTasks = 1 }
+              let rows, gets, _ = counted big false KeyRange.all false
+              Expect.equal rows expected "identical results with read-ahead"
+              Expect.isLessThanOrEqual gets 2 "64 KiB read-ahead fetches the SST in one or two GETs"
+
+              let par = { Bytes = 8L * 1024L; FetchTasks = 4 }
+              let rows, gets, maxIn = counted par false KeyRange.all false
+              Expect.equal rows expected "identical results with concurrent fetches"
+              Expect.isGreaterThanOrEqual maxIn 2 "several range GETs in flight"
+              Expect.isLessThanOrEqual maxIn 4 "at most MaxFetchTasks in flight"
+              Expect.isLessThan gets baseGets "fewer GETs (2 KiB chunks)"
+
+              let ranges =
+                  [ KeyRange.all
+                    { Start = KeyBound.Included(utf8 "k050")
+                      End = KeyBound.Excluded(utf8 "k120") }
+                    { Start = KeyBound.Excluded(utf8 "k200")
+                      End = KeyBound.Included(utf8 "k299") }
+                    { Start = KeyBound.Unbounded
+                      End = KeyBound.Included(utf8 "k007") } ]
+
+              for range in ranges do
+                  for desc in [ false; true ] do
+                      let want = scan ReadAhead.none false range desc
+
+                      for ra in [ big; par; { Bytes = 1L; FetchTasks = 3 }; { Bytes = 3000L; FetchTasks = 1 } ] do
+                          Expect.equal (scan ra false range desc) want (sprintf "%A desc=%b %A" range desc ra)
+
+              // CacheBlocks = false leaves the block cache empty; true fills it
+              scan big false KeyRange.all false |> ignore
+              let _, gets, _ = counted ReadAhead.none false KeyRange.all false
+              Expect.isGreaterThanOrEqual gets 30 "not cached by a CacheBlocks=false scan"
+              scan big true KeyRange.all false |> ignore
+              let rows, gets, _ = counted par false KeyRange.all true
+              Expect.equal rows (List.rev expected) "descending from the cache"
+              Expect.equal gets 0 "every block cached by the CacheBlocks=true read-ahead scan"
+
+              for bad in [ { Bytes = 0L; FetchTasks = 1 }; { Bytes = 1L; FetchTasks = 0 } ] do
+                  expectSlate SlateErrorKind.Invalid (sprintf "%A" bad) (fun () ->
+                      scan bad false KeyRange.all false |> ignore
+                      Task.CompletedTask)
+                  |> ignore
+
+              awaitU (db.CloseAsync(None, ct))
+          } ]
+
+// ---------------------------------------------------------------------------------------------
 // TTL (moved from EngineTests)
 // ---------------------------------------------------------------------------------------------
 
@@ -631,4 +760,5 @@ let allTests =
           modelTests
           walDisabledReplayTests
           trackerTests
+          readAheadTests
           ttlTests ]

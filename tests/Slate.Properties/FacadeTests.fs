@@ -153,6 +153,30 @@ let private validationTests =
 
               Expect.equal (drainIt (c.Scan(KeyRange.Create("a", "a", true, true)))) [ "a", "1" ] "[a, a] is fine"
 
+              invalid "ReadAheadBytes 0" (Some "ReadAheadBytes must be at least 1 (got 0)") (fun () ->
+                  c.Scan(KeyRange.All, ScanOptions(ReadAheadBytes = 0L)) |> ignore
+                  Task.CompletedTask)
+
+              invalid "MaxFetchTasks 0" (Some "MaxFetchTasks must be at least 1 (got 0)") (fun () ->
+                  c.Scan(KeyRange.All, ScanOptions(MaxFetchTasks = 0)) |> ignore
+                  Task.CompletedTask)
+
+              for i in 0..99 do
+                  vt (c.PutAsync(sprintf "r%02d" i, String('v', 40))) |> ignore
+
+              awaitU (c.FlushAsync(FlushType.MemTable))
+
+              for order in [ IterationOrder.Ascending; IterationOrder.Descending ] do
+                  Expect.equal
+                      (drainIt (
+                          c.Scan(
+                              KeyRange.Prefix "r",
+                              ScanOptions(ReadAheadBytes = 65536L, MaxFetchTasks = 4, Order = order)
+                          )
+                      ))
+                      (drainIt (c.Scan(KeyRange.Prefix "r", ScanOptions(Order = order))))
+                      (sprintf "read-ahead scan equals a plain scan (%A)" order)
+
               invalid "merge without operator" None (fun () -> c.MergeAsync(rom "m", rom "x").AsTask())
 
               invalid "ExpireAfter 0" None (fun () ->
