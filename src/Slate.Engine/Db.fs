@@ -182,58 +182,78 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     /// Builds the rows of a batch: key order, one row per key (SPEC §5.4 step 3).
     let buildRows (ops: WriteOp list) (seq: uint64) (tick: int64) : RowEntry list =
-        let state = Dictionary<byte[], RowValue * int64 option>(HashIdentity.Structural)
-        let order = ResizeArray<byte[]>()
-
-        for op in ops do
-            let key =
+        match ops with
+        | [ op ] ->
+            // one operation (the common single put): no per-batch dictionary
+            let key, value, expire =
                 match op with
-                | WriteOp.Put(k, _, _)
-                | WriteOp.Delete k
-                | WriteOp.Merge(k, _, _) -> k
+                | WriteOp.Put(k, v, ttl) -> k, RowValue.Value v, expireTs tick ttl
+                | WriteOp.Delete k -> k, RowValue.Tombstone, None
+                | WriteOp.Merge(k, operand, ttl) ->
+                    if options.MergeOperator.IsNone then
+                        raise (SlateException.Invalid "merge operator missing")
 
-            let prev =
-                match state.TryGetValue key with
-                | true, v -> Some v
-                | _ ->
-                    order.Add key
-                    None
+                    k, RowValue.Merge operand, expireTs tick ttl
 
-            let next =
-                match op with
-                | WriteOp.Put(_, v, ttl) -> RowValue.Value v, expireTs tick ttl
-                | WriteOp.Delete _ -> RowValue.Tombstone, None
-                | WriteOp.Merge(_, operand, ttl) ->
-                    let e = expireTs tick ttl
+            [ { Key = key
+                Value = value
+                Seq = seq
+                CreateTs = Some tick
+                ExpireTs = expire } ]
+        | _ ->
 
-                    match prev, options.MergeOperator with
-                    | _, None -> raise (SlateException.Invalid "merge operator missing")
-                    | None, Some _ -> RowValue.Merge operand, e
-                    | Some(RowValue.Value v, pe), Some op ->
-                        if pe <> e then
-                            raise (SlateException.Invalid "a batch merges one key with two different expire times")
+            let state = Dictionary<byte[], RowValue * int64 option>(HashIdentity.Structural)
+            let order = ResizeArray<byte[]>()
 
-                        RowValue.Value(op key (Some v) operand), e
-                    | Some(RowValue.Tombstone, _), Some op -> RowValue.Value(op key None operand), e
-                    | Some(RowValue.Merge acc, pe), Some op ->
-                        if pe <> e then
-                            raise (SlateException.Invalid "a batch merges one key with two different expire times")
+            for op in ops do
+                let key =
+                    match op with
+                    | WriteOp.Put(k, _, _)
+                    | WriteOp.Delete k
+                    | WriteOp.Merge(k, _, _) -> k
 
-                        RowValue.Merge(op key (Some acc) operand), e
+                let prev =
+                    match state.TryGetValue key with
+                    | true, v -> Some v
+                    | _ ->
+                        order.Add key
+                        None
 
-            state[key] <- next
+                let next =
+                    match op with
+                    | WriteOp.Put(_, v, ttl) -> RowValue.Value v, expireTs tick ttl
+                    | WriteOp.Delete _ -> RowValue.Tombstone, None
+                    | WriteOp.Merge(_, operand, ttl) ->
+                        let e = expireTs tick ttl
 
-        order
-        |> Seq.sortWith Bytes.compare
-        |> Seq.map (fun k ->
-            let v, e = state[k]
+                        match prev, options.MergeOperator with
+                        | _, None -> raise (SlateException.Invalid "merge operator missing")
+                        | None, Some _ -> RowValue.Merge operand, e
+                        | Some(RowValue.Value v, pe), Some op ->
+                            if pe <> e then
+                                raise (SlateException.Invalid "a batch merges one key with two different expire times")
 
-            { Key = k
-              Value = v
-              Seq = seq
-              CreateTs = Some tick
-              ExpireTs = e })
-        |> List.ofSeq
+                            RowValue.Value(op key (Some v) operand), e
+                        | Some(RowValue.Tombstone, _), Some op -> RowValue.Value(op key None operand), e
+                        | Some(RowValue.Merge acc, pe), Some op ->
+                            if pe <> e then
+                                raise (SlateException.Invalid "a batch merges one key with two different expire times")
+
+                            RowValue.Merge(op key (Some acc) operand), e
+
+                state[key] <- next
+
+            order
+            |> Seq.sortWith Bytes.compare
+            |> Seq.map (fun k ->
+                let v, e = state[k]
+
+                { Key = k
+                  Value = v
+                  Seq = seq
+                  CreateTs = Some tick
+                  ExpireTs = e })
+            |> List.ofSeq
 
     let rowBytes (rows: RowEntry list) =
         rows |> List.sumBy (fun r -> Memtable.EstimateRowSize r)

@@ -510,6 +510,9 @@ module ReadPath =
             | Some vr -> KeyRange.contains (vr) key
             | None -> true)
 
+    /// A completed empty result, shared.
+    let private noVersions: Task<RowEntry list> = Task.FromResult []
+
     /// Versions of `key` with seq ≤ maxSeq in one SST, newest first (may span blocks).
     let sstVersionsAsync
         (tables: TableStore)
@@ -520,49 +523,54 @@ module ReadPath =
         (cache: bool)
         (ct: CancellationToken)
         : Task<RowEntry list> =
-        task {
-            if not (keyInSst h key) then
-                return []
-            else
-                let! s = tables.OpenAsync(h, ct)
+        // synchronous misses (outside the SST's keys, or the cached filter says absent) allocate nothing
+        if not (keyInSst h key) then
+            noVersions
+        else
+            match tables.TryGetOpen h with
+            | Some s when bloomSaysAbsent s hash -> noVersions
+            | _ ->
 
-                if bloomSaysAbsent s hash then
-                    return []
-                else
-                    match Sst.candidateBlock s.Meta.Index (ReadOnlySpan key) with
-                    | ValueNone -> return []
-                    | ValueSome b ->
-                        let acc = ResizeArray<RowEntry>()
-                        let mutable blk = b
-                        let mutable fin = false
+                task {
+                    let! s = tables.OpenAsync(h, ct)
 
-                        while not fin && blk < s.Meta.Index.Length do
-                            let! rows = tables.ReadBlockAsync(s, blk, cache, ct)
-                            // lower bound of key in rows
-                            let mutable lo = 0
-                            let mutable hi = rows.Length
+                    if bloomSaysAbsent s hash then
+                        return []
+                    else
+                        match Sst.candidateBlock s.Meta.Index (ReadOnlySpan key) with
+                        | ValueNone -> return []
+                        | ValueSome b ->
+                            let acc = ResizeArray<RowEntry>()
+                            let mutable blk = b
+                            let mutable fin = false
 
-                            while lo < hi do
-                                let mid = (lo + hi) >>> 1
+                            while not fin && blk < s.Meta.Index.Length do
+                                let! rows = tables.ReadBlockAsync(s, blk, cache, ct)
+                                // lower bound of key in rows
+                                let mutable lo = 0
+                                let mutable hi = rows.Length
 
-                                if Bytes.compare rows[mid].Key key < 0 then
-                                    lo <- mid + 1
-                                else
-                                    hi <- mid
+                                while lo < hi do
+                                    let mid = (lo + hi) >>> 1
 
-                            let mutable i = lo
+                                    if Bytes.compare rows[mid].Key key < 0 then
+                                        lo <- mid + 1
+                                    else
+                                        hi <- mid
 
-                            while i < rows.Length && Bytes.equal rows[i].Key key do
-                                if rows[i].Seq <= maxSeq then
-                                    acc.Add rows[i]
+                                let mutable i = lo
 
-                                i <- i + 1
+                                while i < rows.Length && Bytes.equal rows[i].Key key do
+                                    if rows[i].Seq <= maxSeq then
+                                        acc.Add rows[i]
 
-                            // the key continues into the next block only if it ends this one
-                            if i < rows.Length then fin <- true else blk <- blk + 1
+                                    i <- i + 1
 
-                        return List.ofSeq acc
-        }
+                                // the key continues into the next block only if it ends this one
+                                if i < rows.Length then fin <- true else blk <- blk + 1
+
+                            return List.ofSeq acc
+                }
 
     let private isBase (r: RowEntry) =
         match r.Value with
@@ -579,44 +587,57 @@ module ReadPath =
         (cache: bool)
         (ct: CancellationToken)
         : Task<RowEntry list> =
-        task {
-            let acc = ResizeArray<RowEntry>()
-            let mutable found = false
+        // fast path: the newest version is a value or tombstone in a memtable
+        let rec inMemtables (mts: Memtable list) =
+            match mts with
+            | [] -> ValueNone
+            | mt :: older ->
+                match mt.TryGet(ReadOnlySpan key, maxSeq) with
+                | ValueSome r -> ValueSome r
+                | ValueNone -> inMemtables older
 
-            let addAll (rows: RowEntry seq) =
-                for r in rows do
+        match inMemtables (view.Memtable :: view.Frozen) with
+        | ValueSome r when isBase r -> Task.FromResult [ r ]
+        | _ ->
+
+            task {
+                let acc = ResizeArray<RowEntry>()
+                let mutable found = false
+
+                let addAll (rows: RowEntry seq) =
+                    for r in rows do
+                        if not found then
+                            acc.Add r
+
+                            if isBase r then
+                                found <- true
+
+                for mt in view.Memtable :: view.Frozen do
                     if not found then
-                        acc.Add r
+                        addAll (mt.Versions(ReadOnlySpan key, maxSeq))
 
-                        if isBase r then
-                            found <- true
-
-            for mt in view.Memtable :: view.Frozen do
                 if not found then
-                    addAll (mt.Versions(ReadOnlySpan key, maxSeq))
+                    let hash = Bloom.sipHash13 (ReadOnlySpan key)
+                    let mutable l0 = view.L0
 
-            if not found then
-                let hash = Bloom.sipHash13 (ReadOnlySpan key)
-                let mutable l0 = view.L0
+                    while not found && not l0.IsEmpty do
+                        let! vs = sstVersionsAsync tables l0.Head key hash maxSeq cache ct
+                        addAll vs
+                        l0 <- l0.Tail
 
-                while not found && not l0.IsEmpty do
-                    let! vs = sstVersionsAsync tables l0.Head key hash maxSeq cache ct
-                    addAll vs
-                    l0 <- l0.Tail
+                    let mutable srs = view.Compacted
 
-                let mutable srs = view.Compacted
+                    while not found && not srs.IsEmpty do
+                        let sr = srs.Head
+                        srs <- srs.Tail
+                        // the SSTs of a run are key-ordered; a key's versions may straddle two of them
+                        for h in sr.Ssts do
+                            if not found && keyInSst h key then
+                                let! vs = sstVersionsAsync tables h key hash maxSeq cache ct
+                                addAll vs
 
-                while not found && not srs.IsEmpty do
-                    let sr = srs.Head
-                    srs <- srs.Tail
-                    // the SSTs of a run are key-ordered; a key's versions may straddle two of them
-                    for h in sr.Ssts do
-                        if not found && keyInSst h key then
-                            let! vs = sstVersionsAsync tables h key hash maxSeq cache ct
-                            addAll vs
-
-            return List.ofSeq acc
-        }
+                return List.ofSeq acc
+            }
 
     /// The sources of a scan, in precedence order, with SST read-ahead.
     let sourcesWith

@@ -72,6 +72,12 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
                 raise (Failures.ofStore ("writing " + key) e)
         }
 
+    /// The opened SST when it is in the metadata cache.
+    member _.TryGetOpen(handle: SstHandle) : OpenSst option =
+        match metaCache.TryGet handle.Id with
+        | true, s -> Some s
+        | _ -> None
+
     /// Opens an SST of the manifest: uses the manifest's copy of `SsTableInfo` and fetches the
     /// index and filter by range (cached).
     member _.OpenAsync(handle: SstHandle, ct: CancellationToken) : Task<OpenSst> =
