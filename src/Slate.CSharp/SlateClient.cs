@@ -211,7 +211,7 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
         var view = _db.ScanView(Convert.Read(options), snapshotSeq.HasValue ? FSharpOption<ulong>.Some(snapshotSeq.Value) : FSharpOption<ulong>.None);
         var descending = options?.Order == IterationOrder.Descending;
         var it = new E.DbIterator(_db.Tables, view.Item1, range.Inner, view.Item2, descending, Convert.Read(options).CacheBlocks,
-            _db.MergeOperator, FuncConvert.FromAction(() => _db.CheckOpen()));
+            _db.MergeOperator, FuncConvert.FromAction(() => _db.CheckOpen()), Convert.ReadAhead(options));
         return new SlateIterator(it);
     }
 

@@ -25,6 +25,28 @@ public sealed record KeyValue(ReadOnlyMemory<byte> Key, ReadOnlyMemory<byte> Val
         long? expire = FSharpOption<long>.get_IsSome(row.ExpireTs) ? row.ExpireTs.Value : null;
         return new KeyValue(row.Key, value, row.Seq, create, expire);
     }
+
+    /// <summary>Equal when the key bytes, value bytes, Seq, CreateTs and ExpireTs are equal.</summary>
+    public bool Equals(KeyValue? other) =>
+        other is not null
+        && Seq == other.Seq
+        && CreateTs == other.CreateTs
+        && ExpireTs == other.ExpireTs
+        && Key.Span.SequenceEqual(other.Key.Span)
+        && Value.Span.SequenceEqual(other.Value.Span);
+
+    /// <summary>A hash of the key and value bytes and the metadata (consistent with <see cref="Equals(KeyValue?)"/>).</summary>
+    public override int GetHashCode()
+    {
+        var h = new HashCode();
+        h.AddBytes(Key.Span);
+        h.Add(Key.Length);
+        h.AddBytes(Value.Span);
+        h.Add(Seq);
+        h.Add(CreateTs);
+        h.Add(ExpireTs);
+        return h.ToHashCode();
+    }
 }
 
 /// <summary>A range of keys in unsigned byte order.</summary>
@@ -210,6 +232,9 @@ internal static class Convert
 
     internal static Engine.ReadOpts Read(ReadOptions? o) =>
         new(o?.Durability == DurabilityLevel.Remote ? Engine.Durability.Remote : Engine.Durability.Memory, o?.Dirty ?? false, o?.CacheBlocks ?? true);
+
+    internal static Engine.ReadAhead ReadAhead(ScanOptions? o) =>
+        new(o?.ReadAheadBytes ?? 1L, o?.MaxFetchTasks ?? 1);
 
     internal static Engine.ReadOpts Read(ScanOptions? o) =>
         new(o?.Durability == DurabilityLevel.Remote ? Engine.Durability.Remote : Engine.Durability.Memory, o?.Dirty ?? false, o?.CacheBlocks ?? false);

@@ -25,8 +25,19 @@ type private ImmutableWal =
       LastSeq: uint64
       Bytes: int64 }
 
-[<NoComparison; NoEquality>]
-type private FrozenMemtable = { Table: Memtable; Stamp: uint64 }
+/// A frozen memtable awaiting L0 upload and publish (SPEC §5.5).
+[<Sealed>]
+type private FrozenMemtable(table: Memtable, stamp: uint64, id: Ulid, tracker: SequenceTracker) =
+    /// The rows.
+    member _.Table: Memtable = table
+    /// `recent_flushed_wal_id` at freeze time.
+    member _.Stamp: uint64 = stamp
+    /// The L0 SST's ULID, minted at freeze (freeze order).
+    member _.Id: Ulid = id
+    /// The (seq, time) samples recorded while it was the active memtable.
+    member _.Tracker: SequenceTracker = tracker
+    /// The upload, once the L0 flusher started it (only the flusher holding the lock touches it).
+    member val Upload: Task<BuiltSst> option = None with get, set
 
 /// The writer of one database. Create with `Db.OpenAsync`.
 [<Sealed>]
@@ -73,6 +84,9 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
     let immutableWals = Queue<ImmutableWal>()
     let frozenQueue = Queue<FrozenMemtable>() // oldest first, awaiting L0 upload and publish
     let mutable unflushedBytes = 0L
+    // sequence-tracker samples of the active memtable and the time of the last kept pair
+    let mutable activeTracker = SequenceTracker.empty
+    let mutable trackerLastKept: int64 option = None
 
     let snapshots = SortedDictionary<uint64, int>()
     let conflicts = ConflictTracker() // transactions (SPEC §6.5)
@@ -84,6 +98,10 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
 
     let mutable unflushedChanged =
+        TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+
+    // completes when a memtable is frozen (wakes an L0 flusher waiting on uploads)
+    let mutable frozenAdded =
         TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
 
     let walSignal = new SemaphoreSlim(0)
@@ -169,58 +187,78 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     /// Builds the rows of a batch: key order, one row per key (SPEC §5.4 step 3).
     let buildRows (ops: WriteOp list) (seq: uint64) (tick: int64) : RowEntry list =
-        let state = Dictionary<byte[], RowValue * int64 option>(HashIdentity.Structural)
-        let order = ResizeArray<byte[]>()
-
-        for op in ops do
-            let key =
+        match ops with
+        | [ op ] ->
+            // one operation (the common single put): no per-batch dictionary
+            let key, value, expire =
                 match op with
-                | WriteOp.Put(k, _, _)
-                | WriteOp.Delete k
-                | WriteOp.Merge(k, _, _) -> k
+                | WriteOp.Put(k, v, ttl) -> k, RowValue.Value v, expireTs tick ttl
+                | WriteOp.Delete k -> k, RowValue.Tombstone, None
+                | WriteOp.Merge(k, operand, ttl) ->
+                    if options.MergeOperator.IsNone then
+                        raise (SlateException.Invalid "merge operator missing")
 
-            let prev =
-                match state.TryGetValue key with
-                | true, v -> Some v
-                | _ ->
-                    order.Add key
-                    None
+                    k, RowValue.Merge operand, expireTs tick ttl
 
-            let next =
-                match op with
-                | WriteOp.Put(_, v, ttl) -> RowValue.Value v, expireTs tick ttl
-                | WriteOp.Delete _ -> RowValue.Tombstone, None
-                | WriteOp.Merge(_, operand, ttl) ->
-                    let e = expireTs tick ttl
+            [ { Key = key
+                Value = value
+                Seq = seq
+                CreateTs = Some tick
+                ExpireTs = expire } ]
+        | _ ->
 
-                    match prev, options.MergeOperator with
-                    | _, None -> raise (SlateException.Invalid "merge operator missing")
-                    | None, Some _ -> RowValue.Merge operand, e
-                    | Some(RowValue.Value v, pe), Some op ->
-                        if pe <> e then
-                            raise (SlateException.Invalid "a batch merges one key with two different expire times")
+            let state = Dictionary<byte[], RowValue * int64 option>(HashIdentity.Structural)
+            let order = ResizeArray<byte[]>()
 
-                        RowValue.Value(op key (Some v) operand), e
-                    | Some(RowValue.Tombstone, _), Some op -> RowValue.Value(op key None operand), e
-                    | Some(RowValue.Merge acc, pe), Some op ->
-                        if pe <> e then
-                            raise (SlateException.Invalid "a batch merges one key with two different expire times")
+            for op in ops do
+                let key =
+                    match op with
+                    | WriteOp.Put(k, _, _)
+                    | WriteOp.Delete k
+                    | WriteOp.Merge(k, _, _) -> k
 
-                        RowValue.Merge(op key (Some acc) operand), e
+                let prev =
+                    match state.TryGetValue key with
+                    | true, v -> Some v
+                    | _ ->
+                        order.Add key
+                        None
 
-            state[key] <- next
+                let next =
+                    match op with
+                    | WriteOp.Put(_, v, ttl) -> RowValue.Value v, expireTs tick ttl
+                    | WriteOp.Delete _ -> RowValue.Tombstone, None
+                    | WriteOp.Merge(_, operand, ttl) ->
+                        let e = expireTs tick ttl
 
-        order
-        |> Seq.sortWith Bytes.compare
-        |> Seq.map (fun k ->
-            let v, e = state[k]
+                        match prev, options.MergeOperator with
+                        | _, None -> raise (SlateException.Invalid "merge operator missing")
+                        | None, Some _ -> RowValue.Merge operand, e
+                        | Some(RowValue.Value v, pe), Some op ->
+                            if pe <> e then
+                                raise (SlateException.Invalid "a batch merges one key with two different expire times")
 
-            { Key = k
-              Value = v
-              Seq = seq
-              CreateTs = Some tick
-              ExpireTs = e })
-        |> List.ofSeq
+                            RowValue.Value(op key (Some v) operand), e
+                        | Some(RowValue.Tombstone, _), Some op -> RowValue.Value(op key None operand), e
+                        | Some(RowValue.Merge acc, pe), Some op ->
+                            if pe <> e then
+                                raise (SlateException.Invalid "a batch merges one key with two different expire times")
+
+                            RowValue.Merge(op key (Some acc) operand), e
+
+                state[key] <- next
+
+            order
+            |> Seq.sortWith Bytes.compare
+            |> Seq.map (fun k ->
+                let v, e = state[k]
+
+                { Key = k
+                  Value = v
+                  Seq = seq
+                  CreateTs = Some tick
+                  ExpireTs = e })
+            |> List.ofSeq
 
     let rowBytes (rows: RowEntry list) =
         rows |> List.sumBy (fun r -> Memtable.EstimateRowSize r)
@@ -246,10 +284,9 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         if not mt.IsEmpty then
             mt.Freeze()
             lastFreezeStamp <- recentFlushedWalId
-
-            frozenQueue.Enqueue
-                { Table = mt
-                  Stamp = recentFlushedWalId }
+            frozenQueue.Enqueue(FrozenMemtable(mt, recentFlushedWalId, mintUlid (), activeTracker))
+            activeTracker <- SequenceTracker.empty
+            pulse &frozenAdded
 
             view <-
                 { view with
@@ -260,6 +297,14 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 unflushedBytes <- unflushedBytes + mt.EstimatedSize
 
             signal l0Signal
+
+    /// Records a (seq, create_ts) sample in the active memtable's tracker (caller holds stateLock).
+    let recordSampleLocked (seq: uint64) (tick: int64) =
+        let t, kept =
+            SequenceTracker.record seq (tick / 1000L) trackerLastKept activeTracker
+
+        activeTracker <- t
+        trackerLastKept <- kept
 
     let applyBatch (req: WriteRequest) =
         let seq = lastSeq + 1UL
@@ -285,6 +330,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
             lastTick <- tick
             Volatile.Write(&lastCommitted, seq)
+            recordSampleLocked seq tick
 
             if options.WalEnabled && walBufferBytes >= options.L0SstSizeBytes then
                 signal walSignal
@@ -437,118 +483,108 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 manifestLock.Release() |> ignore
         }
 
-    /// Applies TTL expiry at the memtable's clock (SPEC §5.5): expired values become tombstones,
-    /// expired merge operands are dropped.
+    /// The rows of an L0 SST built from a frozen memtable (SPEC §5.5): the flush retention filter
+    /// at the memtable's clock, keeping what every active snapshot reads.
     let flushRows (mt: Memtable) : RowEntry seq =
-        let clock = mt.LastTick
+        let snaps =
+            lock snapshots (fun () -> snapshots.Keys |> Seq.filter (fun s -> s < mt.MaxSeq) |> List.ofSeq)
 
-        mt.ToSeq()
-        |> Seq.choose (fun r ->
-            match r.ExpireTs, r.Value with
-            | Some e, RowValue.Value _ when e <= clock ->
-                Some
-                    { r with
-                        Value = RowValue.Tombstone
-                        ExpireTs = None }
-            | Some e, RowValue.Merge _ when e <= clock -> None
-            | _ -> Some r)
+        FlushFilter.apply snaps mt.LastTick options.MergeOperator (mt.ToSeq())
 
-    /// Uploads and publishes the oldest frozen memtable; false when there is none.
-    /// L0 backpressure (SPEC §5.5): wait while the manifest already lists `L0MaxSsts` L0 SSTs; the
-    /// manifest poller adopts the compactor's results. Close does not wait (it never loses data,
-    /// and without a compactor it would wait forever), so it may exceed the limit.
-    let waitForL0RoomAsync (ct: CancellationToken) : Task =
-        task {
-            while accepting && manifest.Manifest.L0.Length >= options.L0MaxSsts do
-                checkOpen ()
-                do! Task.Delay(TimeSpan.FromMilliseconds 50.0, time, ct)
-        }
-
-    let flushOneL0Async (enforceLimit: bool) (ct: CancellationToken) : Task<bool> =
-        task {
-            if enforceLimit then
-                do! waitForL0RoomAsync ct
-
-            let next =
-                lock stateLock (fun () ->
-                    if frozenQueue.Count > 0 then
-                        Some(frozenQueue.Peek())
-                    else
-                        None)
-
-            match next with
-            | None -> return false
-            | Some fm ->
+    /// Builds and uploads the L0 SST of a frozen memtable (an empty SST is not uploaded).
+    let startUpload (fm: FrozenMemtable) (ct: CancellationToken) : Task<BuiltSst> =
+        Task.Run<BuiltSst>(fun () ->
+            task {
                 let built = Sst.build sstOptions SstType.Compacted (flushRows fm.Table)
-                let id = mintUlid ()
 
                 if built.RowCount > 0 then
-                    do! tables.WriteCompactedAsync(id, built, ct)
+                    do! tables.WriteCompactedAsync(fm.Id, built, ct)
 
-                // publish only durable data (SPEC §5.5)
-                if options.WalEnabled then
-                    while Volatile.Read(&durableSeq) < fm.Table.MaxSeq do
-                        let t = lock stateLock (fun () -> durableChanged.Task)
+                return built
+            })
 
-                        // re-check after taking the task: a pulse in between would be lost
+    /// Publishes the oldest frozen memtable, whose SST `built` is uploaded (SPEC §5.5): waits until
+    /// its rows are durable (WAL enabled), writes the manifest, drops it from the read path.
+    let publishHeadAsync (fm: FrozenMemtable) (built: BuiltSst) (ct: CancellationToken) : Task =
+        task {
+            // publish only durable data (SPEC §5.5)
+            if options.WalEnabled then
+                while Volatile.Read(&durableSeq) < fm.Table.MaxSeq do
+                    let t = lock stateLock (fun () -> durableChanged.Task)
+
+                    // re-check after taking the task: a pulse in between would be lost
+                    checkOpen ()
+
+                    if Volatile.Read(&durableSeq) < fm.Table.MaxSeq then
+                        signal walSignal
+                        do! t.WaitAsync(ct)
                         checkOpen ()
 
-                        if Volatile.Read(&durableSeq) < fm.Table.MaxSeq then
-                            signal walSignal
-                            do! t.WaitAsync(ct)
-                            checkOpen ()
+            let handle =
+                { Id = fm.Id
+                  Info = built.Info
+                  FormatVersion = 2us
+                  VisibleRange = None }
 
-                let handle =
-                    { Id = id
-                      Info = built.Info
-                      FormatVersion = 2us
-                      VisibleRange = None }
+            let publish: Manifest.L0Publish =
+                { Sst = handle
+                  ReplayAfterWalId = fm.Stamp
+                  LastTick = fm.Table.LastTick
+                  LastSeq = fm.Table.MaxSeq
+                  OldestSnapshotSeq = oldestSnapshot () }
 
-                let publish: Manifest.L0Publish =
-                    { Sst = handle
-                      ReplayAfterWalId = fm.Stamp
-                      LastTick = fm.Table.LastTick
-                      LastSeq = fm.Table.MaxSeq
-                      OldestSnapshotSeq = oldestSnapshot () }
+            let walIdLastSeen = lock stateLock (fun () -> nextWalId - 1UL)
 
-                let walIdLastSeen = lock stateLock (fun () -> nextWalId - 1UL)
+            let withTracker (m: Manifest) =
+                if SequenceTracker.count fm.Tracker = 0 then
+                    m
+                else
+                    match SequenceTracker.decode m.SequenceTracker with
+                    | Ok t ->
+                        { m with
+                            SequenceTracker = SequenceTracker.encode (SequenceTracker.merge t fm.Tracker) }
+                    | Error e -> raise (SlateException.Data(sprintf "manifest sequence tracker: %A" e))
 
-                do!
-                    updateManifestAsync
-                        (fun m ->
-                            let m =
-                                if built.RowCount > 0 then
-                                    Manifest.publishL0 walIdLastSeen publish m
-                                else
-                                    Ok m
+            do!
+                updateManifestAsync
+                    (fun m ->
+                        let m =
+                            if built.RowCount > 0 then
+                                Manifest.publishL0 walIdLastSeen publish m
+                            else
+                                Ok m
 
-                            match m with
-                            | Ok m -> Transition.Write(m, ())
-                            | Error(ManifestError.ClockWentBackwards(a, b)) ->
-                                raise (SlateException.Invalid(sprintf "clock went backwards (%d < %d)" b a))
-                            | Error e -> raise (SlateException(SlateErrorKind.Internal, sprintf "%A" e)))
-                        ct
+                        match m with
+                        | Ok m -> Transition.Write(withTracker m, ())
+                        | Error(ManifestError.ClockWentBackwards(a, b)) ->
+                            raise (SlateException.Invalid(sprintf "clock went backwards (%d < %d)" b a))
+                        | Error e -> raise (SlateException(SlateErrorKind.Internal, sprintf "%A" e)))
+                    ct
 
-                lock stateLock (fun () ->
-                    frozenQueue.Dequeue() |> ignore
-                    let m = manifest.Manifest
+            lock stateLock (fun () ->
+                frozenQueue.Dequeue() |> ignore
+                let m = manifest.Manifest
 
-                    view <-
-                        { view with
-                            Frozen = view.Frozen |> List.filter (fun t -> not (obj.ReferenceEquals(t, fm.Table)))
-                            L0 = m.L0
-                            Compacted = m.Compacted }
+                view <-
+                    { view with
+                        Frozen = view.Frozen |> List.filter (fun t -> not (obj.ReferenceEquals(t, fm.Table)))
+                        L0 = m.L0
+                        Compacted = m.Compacted }
 
-                    if not options.WalEnabled then
-                        unflushedBytes <- unflushedBytes - fm.Table.EstimatedSize
-                        Volatile.Write(&durableSeq, max durableSeq m.LastL0Seq)
-                        pulse &durableChanged
+                if not options.WalEnabled then
+                    unflushedBytes <- unflushedBytes - fm.Table.EstimatedSize
+                    Volatile.Write(&durableSeq, max durableSeq m.LastL0Seq)
+                    pulse &durableChanged
 
-                    pulse &unflushedChanged)
-
-                return true
+                pulse &unflushedChanged)
         }
 
+    /// Uploads and publishes every frozen memtable (SPEC §5.5): up to `L0FlushParallelism` uploads
+    /// run at once, in freeze order; publishes are strictly in freeze order (an SST uploaded early
+    /// waits for the older ones). L0 backpressure: with `enforceLimit`, an upload starts only while
+    /// `|manifest.l0| + uploads not yet published < L0MaxSsts`; the manifest poller adopts the
+    /// compactor's results. Close does not wait (it never loses data, and without a compactor it
+    /// would wait forever), so it may exceed the limit.
     let flushAllL0Async (enforceLimit: bool) (ct: CancellationToken) : Task =
         task {
             do! l0FlushLock.WaitAsync(ct)
@@ -557,8 +593,55 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 let mutable go = true
 
                 while go do
-                    let! more = flushOneL0Async enforceLimit ct
-                    go <- more
+                    let queued, added =
+                        lock stateLock (fun () -> frozenQueue.ToArray(), frozenAdded.Task) // oldest first
+
+                    if queued.Length = 0 then
+                        go <- false
+                    else
+                        let started = queued |> Array.filter (fun f -> f.Upload.IsSome)
+
+                        let running =
+                            started
+                            |> Array.filter (fun f -> not f.Upload.Value.IsCompleted)
+                            |> Array.length
+
+                        let mutable room =
+                            if enforceLimit && accepting then
+                                options.L0MaxSsts - manifest.Manifest.L0.Length - started.Length
+                            else
+                                Int32.MaxValue
+
+                        let mutable slots = options.L0FlushParallelism - running
+
+                        for fm in queued do
+                            if fm.Upload.IsNone && slots > 0 && room > 0 then
+                                fm.Upload <- Some(startUpload fm ct)
+                                slots <- slots - 1
+                                room <- room - 1
+
+                        let head = queued[0]
+
+                        match head.Upload with
+                        | Some t when t.IsCompleted ->
+                            let! built = t
+                            do! publishHeadAsync head built ct
+                        | Some headUpload ->
+                            // wait for any upload or a new frozen memtable: then publish the head
+                            // or start another upload (the head's task is always included: it may
+                            // have completed since the check above)
+                            let others =
+                                queued
+                                |> Array.choose (fun f -> f.Upload)
+                                |> Array.filter (fun t -> not t.IsCompleted)
+                                |> Array.map (fun t -> t :> Task)
+
+                            let! _ = Task.WhenAny(Array.append [| headUpload :> Task; added |] others)
+                            ()
+                        | None ->
+                            // no room in L0: wait for compaction (uploads start in freeze order)
+                            checkOpen ()
+                            do! Task.Delay(TimeSpan.FromMilliseconds 50.0, time, ct)
             finally
                 l0FlushLock.Release() |> ignore
         }
@@ -642,11 +725,16 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
             for r in walRows do
                 view.Memtable.Insert r |> ignore
-                lastSeq <- max lastSeq r.Seq
 
                 match r.CreateTs with
-                | Some c -> lastTick <- max lastTick c
+                | Some c ->
+                    lastTick <- max lastTick c
+
+                    if r.Seq > lastSeq then
+                        lock stateLock (fun () -> recordSampleLocked r.Seq c)
                 | None -> ()
+
+                lastSeq <- max lastSeq r.Seq
 
             recentFlushedWalId <- walId
 
@@ -654,6 +742,10 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
         lastCommitted <- lastSeq
         durableSeq <- lastSeq
         nextWalId <- lastWal + 1UL
+
+        // without a WAL, replayed rows become durable again only through an L0 publish
+        if not options.WalEnabled then
+            lock stateLock freezeMemtableLocked
 
     /// The manifest store (admin and tests).
     member _.ManifestStore: ManifestStore = ms
@@ -1023,20 +1115,21 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                                     cur <- r
                                 | None -> raise (SlateException.Data "failed to find latest manifest")
 
-                        // 3. fence the WAL
+                        // 3. fence the WAL; with the WAL disabled only when WAL SSTs wait for replay
+                        // (a database last written with the WAL enabled): they are replayed and
+                        // published to L0, never lost
                         let mutable fenceId = 0UL
+                        let! wals = Store.listParsedAsync store dbPath Paths.WalDir ct
 
-                        if options.WalEnabled then
-                            let! wals = Store.listParsedAsync store dbPath Paths.WalDir ct
+                        let maxListed =
+                            wals
+                            |> List.choose (fun (n, _) ->
+                                match n with
+                                | ObjectName.Wal id when id > cur.Manifest.ReplayAfterWalId -> Some id
+                                | _ -> None)
+                            |> List.fold max cur.Manifest.ReplayAfterWalId
 
-                            let maxListed =
-                                wals
-                                |> List.choose (fun (n, _) ->
-                                    match n with
-                                    | ObjectName.Wal id when id > cur.Manifest.ReplayAfterWalId -> Some id
-                                    | _ -> None)
-                                |> List.fold max cur.Manifest.ReplayAfterWalId
-
+                        if options.WalEnabled || maxListed > cur.Manifest.ReplayAfterWalId then
                             let mutable f = 1UL + maxListed
                             let fenceBytes = (Sst.empty (DbOptions.sstOptions options)).Bytes
                             let mutable fencedWal = false
@@ -1067,7 +1160,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                         // 5. replay the WAL (replay_after_wal_id, F]
                         let db = new Db(ms, tables, options, epoch, latest)
 
-                        if options.WalEnabled then
+                        if fenceId > 0UL then
                             let lastL0 = latest.Manifest.LastL0Seq
                             let replayed = ResizeArray()
 

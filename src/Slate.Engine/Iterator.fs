@@ -22,8 +22,10 @@ type DbIterator
         cache: bool,
         mergeOp: MergeOperator option,
         checkOpen: unit -> unit,
-        overlay: KeyRange -> RowSource[]
+        overlay: KeyRange -> RowSource[],
+        readAhead: ReadAhead
     ) =
+    do ReadAhead.validate readAhead
     let mutable scanRange = range
     let mutable source: RowSource option = None
     let mutable pending: RowEntry option = None
@@ -37,7 +39,9 @@ type DbIterator
         | None ->
             let s =
                 let sources =
-                    Array.append (overlay scanRange) (ReadPath.sources tables view scanRange maxSeq descending cache)
+                    Array.append
+                        (overlay scanRange)
+                        (ReadPath.sourcesWith readAhead tables view scanRange maxSeq descending cache)
 
                 MergingSource(sources, descending) :> RowSource
 
@@ -137,11 +141,20 @@ type DbIterator
                     return raise e
         }
 
-    /// Iterates without an overlay.
+    /// Iterates without an overlay and without read-ahead.
     new(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen) =
-        DbIterator(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, (fun _ -> [||]))
+        DbIterator(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, (fun _ -> [||]), ReadAhead.none)
+
+    /// Iterates with an overlay, without read-ahead.
+    new(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, overlay: KeyRange -> RowSource[]) =
+        DbIterator(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, overlay, ReadAhead.none)
+
+    /// Iterates without an overlay, with read-ahead.
+    new(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, readAhead: ReadAhead) =
+        DbIterator(tables, view, range, maxSeq, descending, cache, mergeOp, checkOpen, (fun _ -> [||]), readAhead)
 
     /// The next visible key/value, or None when the scan is exhausted.
+
     member _.NextAsync(ct: CancellationToken) : Task<RowEntry option> = guard (fun () -> nextAsync ct)
 
     /// Up to `max` key/values (fewer means exhausted; 0 returns empty without advancing).

@@ -38,10 +38,153 @@ type MemtableSource(cursor: MemtableCursor) =
     override _.MoveNextAsync(_ct) = ValueTask<bool>(cursor.MoveNext())
     override _.Current = cursor.Current
 
+/// Scan read-ahead (API.md `ScanOptions`): fetch the next blocks of an SST before they are
+/// needed, up to `Bytes` of data in at most `FetchTasks` concurrent range GETs.
+[<NoComparison>]
+type ReadAhead =
+    {
+        /// Bytes of data blocks fetched ahead (≥ 1; 1 = no read-ahead).
+        Bytes: int64
+        /// Concurrent range GETs (≥ 1).
+        FetchTasks: int
+    }
+
+/// Functions over `ReadAhead`.
+[<RequireQualifiedAccess>]
+module ReadAhead =
+    /// No read-ahead: one GET per block when it is needed.
+    let none: ReadAhead = { Bytes = 1L; FetchTasks = 1 }
+
+    /// Raises `Invalid` when `Bytes` < 1 or `FetchTasks` < 1.
+    let validate (r: ReadAhead) : unit =
+        if r.Bytes < 1L then
+            raise (SlateException.Invalid(sprintf "ReadAheadBytes must be at least 1 (got %d)" r.Bytes))
+
+        if r.FetchTasks < 1 then
+            raise (SlateException.Invalid(sprintf "MaxFetchTasks must be at least 1 (got %d)" r.FetchTasks))
+
+    /// True when blocks are fetched ahead.
+    let enabled (r: ReadAhead) : bool = r.Bytes > 1L || r.FetchTasks > 1
+
+/// Block reads of one SST in scan order with read-ahead: blocks `lo .. hi` may be needed; a read
+/// of block i schedules the following blocks (in the scan direction) in chunks of consecutive
+/// uncached blocks, one range GET per chunk.
+[<Sealed>]
+type private BlockFetcher
+    (tables: TableStore, sst: OpenSst, lo: int, hi: int, descending: bool, cache: bool, ra: ReadAhead) =
+    let dir = if descending then -1 else 1
+    let prefetched = Dictionary<int, struct (Task<RowEntry[]> * int64)>()
+    let chunks = ResizeArray<Task>()
+    let mutable aheadBytes = 0L
+    let mutable next = if descending then hi else lo // next block not yet scheduled
+    let mutable lastIdx = -1
+    let mutable lastRows: RowEntry[] = [||]
+
+    let inBounds j =
+        j >= lo && j <= hi && j >= 0 && j < sst.Meta.Index.Length
+
+    let blockBytes j =
+        let struct (s, e) = Sst.blockRange sst.Meta j
+        int64 (e - s)
+
+    /// Schedules blocks from `next` on: a chunk of consecutive uncached blocks of up to `budget`
+    /// bytes (at least one block) as one GET. Returns false when nothing could be scheduled.
+    let scheduleChunk (budget: int64) (ct: CancellationToken) : bool =
+        if not (inBounds next) then
+            false
+        else
+            match tables.TryGetCachedBlock(sst, next) with
+            | Some rows ->
+                prefetched[next] <- struct (Task.FromResult rows, 0L)
+                next <- next + dir
+                true
+            | None ->
+                let first = next
+                let mutable last = next
+                let mutable bytes = blockBytes next
+                next <- next + dir
+
+                while inBounds next
+                      && bytes + blockBytes next <= budget
+                      && (tables.TryGetCachedBlock(sst, next)).IsNone do
+                    bytes <- bytes + blockBytes next
+                    last <- next
+                    next <- next + dir
+
+                let a, b = min first last, max first last
+                let chunk = tables.ReadBlocksAsync(sst, a, b, cache, ct)
+                chunks.Add chunk
+
+                for j in a..b do
+                    let t =
+                        task {
+                            let! blocks = chunk
+                            return blocks[j - a]
+                        }
+
+                    prefetched[j] <- struct (t, blockBytes j)
+
+                aheadBytes <- aheadBytes + bytes
+                true
+
+    let topUp (ct: CancellationToken) =
+        chunks.RemoveAll(fun t -> t.IsCompleted) |> ignore
+        let budget = max 1L (ra.Bytes / int64 ra.FetchTasks)
+        let mutable go = true
+
+        while go && aheadBytes < ra.Bytes && chunks.Count < ra.FetchTasks do
+            go <- scheduleChunk (min budget (ra.Bytes - aheadBytes)) ct
+
+    /// Data block i.
+    member _.GetAsync(i: int, ct: CancellationToken) : Task<RowEntry[]> =
+        if i = lastIdx then
+            Task.FromResult lastRows
+        else
+            task {
+                let take () =
+                    match prefetched.TryGetValue i with
+                    | true, struct (t, bytes) ->
+                        prefetched.Remove i |> ignore
+                        aheadBytes <- aheadBytes - bytes
+                        Some t
+                    | _ -> None
+
+                let t =
+                    match take () with
+                    | Some t -> t
+                    | None ->
+                        // not scheduled (first read, or a read off the sequence): restart the
+                        // schedule at i
+                        prefetched.Clear()
+                        aheadBytes <- 0L
+                        next <- i
+                        scheduleChunk (max 1L (ra.Bytes / int64 ra.FetchTasks)) ct |> ignore
+
+                        match take () with
+                        | Some t -> t
+                        | None -> tables.ReadBlockAsync(sst, i, cache, ct)
+
+                topUp ct
+                let! rows = t
+                lastIdx <- i
+                lastRows <- rows
+                return rows
+            }
+
 /// Rows of one SST inside a range with seq ≤ maxSeq, reading blocks lazily.
 [<Sealed>]
-type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: uint64, descending: bool, cache: bool) =
+type SstSource
+    (
+        tables: TableStore,
+        handle: SstHandle,
+        range: KeyRange,
+        maxSeq: uint64,
+        descending: bool,
+        cache: bool,
+        readAhead: ReadAhead
+    ) =
     inherit RowSource()
+    let mutable fetcher: BlockFetcher option = None
     let queue = Queue<RowEntry>()
     let mutable sst: OpenSst option = None
     let mutable block = -1 // next block to load (ascending) / current block (descending)
@@ -98,8 +241,44 @@ type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: u
                     if n = 0 then
                         block <- 0
 
+                if ReadAhead.enabled readAhead && n > 0 then
+                    // blocks that may hold rows of the range
+                    let lastAtOrBelow (k: byte[]) =
+                        let mutable lo = 0
+                        let mutable hi = n
+
+                        while lo < hi do
+                            let mid = (lo + hi) >>> 1
+
+                            if Bytes.compare s.Meta.Index[mid].FirstKey k <= 0 then
+                                lo <- mid + 1
+                            else
+                                hi <- mid
+
+                        lo - 1
+
+                    let lo =
+                        match boundKey effectiveRange.Start with
+                        | None -> 0
+                        | Some k ->
+                            match Sst.candidateBlock s.Meta.Index (ReadOnlySpan k) with
+                            | ValueSome b -> b
+                            | ValueNone -> 0
+
+                    let hi =
+                        match boundKey effectiveRange.End with
+                        | None -> n - 1
+                        | Some k -> lastAtOrBelow k
+
+                    fetcher <- Some(BlockFetcher(tables, s, lo, hi, descending, cache, readAhead))
+
                 return s
         }
+
+    let readBlock (s: OpenSst) (i: int) (ct: CancellationToken) : Task<RowEntry[]> =
+        match fetcher with
+        | Some f -> f.GetAsync(i, ct)
+        | None -> tables.ReadBlockAsync(s, i, cache, ct)
 
     let groupStart (rs: RowEntry[]) (endExclusive: int) =
         let k = rs[endExclusive - 1].Key
@@ -119,7 +298,7 @@ type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: u
                 if block >= s.Meta.Index.Length then
                     fin <- true
                 else
-                    let! rs = tables.ReadBlockAsync(s, block, cache, ct)
+                    let! rs = readBlock s block ct
                     block <- block + 1
 
                     for r in rs do
@@ -143,7 +322,7 @@ type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: u
                     if block < 0 then
                         fin <- true
                     else
-                        let! rs = tables.ReadBlockAsync(s, block, cache, ct)
+                        let! rs = readBlock s block ct
                         rows <- rs
                         hi <- rs.Length
                         block <- block - 1
@@ -157,7 +336,7 @@ type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: u
                     let mutable more = hi = 0
 
                     while more && block >= 0 do
-                        let! prev = tables.ReadBlockAsync(s, block, cache, ct)
+                        let! prev = readBlock s block ct
 
                         if prev.Length > 0 && Bytes.equal prev[prev.Length - 1].Key key then
                             let plo = groupStart prev prev.Length
@@ -180,6 +359,10 @@ type SstSource(tables: TableStore, handle: SstHandle, range: KeyRange, maxSeq: u
 
             return produced
         }
+
+    /// Without read-ahead.
+    new(tables, handle, range, maxSeq, descending, cache) =
+        SstSource(tables, handle, range, maxSeq, descending, cache, ReadAhead.none)
 
     override _.Current = current
 
@@ -327,6 +510,9 @@ module ReadPath =
             | Some vr -> KeyRange.contains (vr) key
             | None -> true)
 
+    /// A completed empty result, shared.
+    let private noVersions: Task<RowEntry list> = Task.FromResult []
+
     /// Versions of `key` with seq ≤ maxSeq in one SST, newest first (may span blocks).
     let sstVersionsAsync
         (tables: TableStore)
@@ -337,49 +523,54 @@ module ReadPath =
         (cache: bool)
         (ct: CancellationToken)
         : Task<RowEntry list> =
-        task {
-            if not (keyInSst h key) then
-                return []
-            else
-                let! s = tables.OpenAsync(h, ct)
+        // synchronous misses (outside the SST's keys, or the cached filter says absent) allocate nothing
+        if not (keyInSst h key) then
+            noVersions
+        else
+            match tables.TryGetOpen h with
+            | Some s when bloomSaysAbsent s hash -> noVersions
+            | _ ->
 
-                if bloomSaysAbsent s hash then
-                    return []
-                else
-                    match Sst.candidateBlock s.Meta.Index (ReadOnlySpan key) with
-                    | ValueNone -> return []
-                    | ValueSome b ->
-                        let acc = ResizeArray<RowEntry>()
-                        let mutable blk = b
-                        let mutable fin = false
+                task {
+                    let! s = tables.OpenAsync(h, ct)
 
-                        while not fin && blk < s.Meta.Index.Length do
-                            let! rows = tables.ReadBlockAsync(s, blk, cache, ct)
-                            // lower bound of key in rows
-                            let mutable lo = 0
-                            let mutable hi = rows.Length
+                    if bloomSaysAbsent s hash then
+                        return []
+                    else
+                        match Sst.candidateBlock s.Meta.Index (ReadOnlySpan key) with
+                        | ValueNone -> return []
+                        | ValueSome b ->
+                            let acc = ResizeArray<RowEntry>()
+                            let mutable blk = b
+                            let mutable fin = false
 
-                            while lo < hi do
-                                let mid = (lo + hi) >>> 1
+                            while not fin && blk < s.Meta.Index.Length do
+                                let! rows = tables.ReadBlockAsync(s, blk, cache, ct)
+                                // lower bound of key in rows
+                                let mutable lo = 0
+                                let mutable hi = rows.Length
 
-                                if Bytes.compare rows[mid].Key key < 0 then
-                                    lo <- mid + 1
-                                else
-                                    hi <- mid
+                                while lo < hi do
+                                    let mid = (lo + hi) >>> 1
 
-                            let mutable i = lo
+                                    if Bytes.compare rows[mid].Key key < 0 then
+                                        lo <- mid + 1
+                                    else
+                                        hi <- mid
 
-                            while i < rows.Length && Bytes.equal rows[i].Key key do
-                                if rows[i].Seq <= maxSeq then
-                                    acc.Add rows[i]
+                                let mutable i = lo
 
-                                i <- i + 1
+                                while i < rows.Length && Bytes.equal rows[i].Key key do
+                                    if rows[i].Seq <= maxSeq then
+                                        acc.Add rows[i]
 
-                            // the key continues into the next block only if it ends this one
-                            if i < rows.Length then fin <- true else blk <- blk + 1
+                                    i <- i + 1
 
-                        return List.ofSeq acc
-        }
+                                // the key continues into the next block only if it ends this one
+                                if i < rows.Length then fin <- true else blk <- blk + 1
+
+                            return List.ofSeq acc
+                }
 
     let private isBase (r: RowEntry) =
         match r.Value with
@@ -396,47 +587,61 @@ module ReadPath =
         (cache: bool)
         (ct: CancellationToken)
         : Task<RowEntry list> =
-        task {
-            let acc = ResizeArray<RowEntry>()
-            let mutable found = false
+        // fast path: the newest version is a value or tombstone in a memtable
+        let rec inMemtables (mts: Memtable list) =
+            match mts with
+            | [] -> ValueNone
+            | mt :: older ->
+                match mt.TryGet(ReadOnlySpan key, maxSeq) with
+                | ValueSome r -> ValueSome r
+                | ValueNone -> inMemtables older
 
-            let addAll (rows: RowEntry seq) =
-                for r in rows do
+        match inMemtables (view.Memtable :: view.Frozen) with
+        | ValueSome r when isBase r -> Task.FromResult [ r ]
+        | _ ->
+
+            task {
+                let acc = ResizeArray<RowEntry>()
+                let mutable found = false
+
+                let addAll (rows: RowEntry seq) =
+                    for r in rows do
+                        if not found then
+                            acc.Add r
+
+                            if isBase r then
+                                found <- true
+
+                for mt in view.Memtable :: view.Frozen do
                     if not found then
-                        acc.Add r
+                        addAll (mt.Versions(ReadOnlySpan key, maxSeq))
 
-                        if isBase r then
-                            found <- true
-
-            for mt in view.Memtable :: view.Frozen do
                 if not found then
-                    addAll (mt.Versions(ReadOnlySpan key, maxSeq))
+                    let hash = Bloom.sipHash13 (ReadOnlySpan key)
+                    let mutable l0 = view.L0
 
-            if not found then
-                let hash = Bloom.sipHash13 (ReadOnlySpan key)
-                let mutable l0 = view.L0
+                    while not found && not l0.IsEmpty do
+                        let! vs = sstVersionsAsync tables l0.Head key hash maxSeq cache ct
+                        addAll vs
+                        l0 <- l0.Tail
 
-                while not found && not l0.IsEmpty do
-                    let! vs = sstVersionsAsync tables l0.Head key hash maxSeq cache ct
-                    addAll vs
-                    l0 <- l0.Tail
+                    let mutable srs = view.Compacted
 
-                let mutable srs = view.Compacted
+                    while not found && not srs.IsEmpty do
+                        let sr = srs.Head
+                        srs <- srs.Tail
+                        // the SSTs of a run are key-ordered; a key's versions may straddle two of them
+                        for h in sr.Ssts do
+                            if not found && keyInSst h key then
+                                let! vs = sstVersionsAsync tables h key hash maxSeq cache ct
+                                addAll vs
 
-                while not found && not srs.IsEmpty do
-                    let sr = srs.Head
-                    srs <- srs.Tail
-                    // the SSTs of a run are key-ordered; a key's versions may straddle two of them
-                    for h in sr.Ssts do
-                        if not found && keyInSst h key then
-                            let! vs = sstVersionsAsync tables h key hash maxSeq cache ct
-                            addAll vs
+                return List.ofSeq acc
+            }
 
-            return List.ofSeq acc
-        }
-
-    /// The sources of a scan, in precedence order.
-    let sources
+    /// The sources of a scan, in precedence order, with SST read-ahead.
+    let sourcesWith
+        (readAhead: ReadAhead)
         (tables: TableStore)
         (view: LsmView)
         (range: KeyRange)
@@ -463,7 +668,7 @@ module ReadPath =
         let l0 =
             view.L0
             |> List.filter overlaps
-            |> List.map (fun h -> SstSource(tables, h, range, maxSeq, descending, cache) :> RowSource)
+            |> List.map (fun h -> SstSource(tables, h, range, maxSeq, descending, cache, readAhead) :> RowSource)
 
         let srs =
             view.Compacted
@@ -474,8 +679,19 @@ module ReadPath =
                 ConcatSource(
                     ssts
                     |> List.map (fun h ->
-                        fun () -> SstSource(tables, h, range, maxSeq, descending, cache) :> RowSource)
+                        fun () -> SstSource(tables, h, range, maxSeq, descending, cache, readAhead) :> RowSource)
                 )
                 :> RowSource)
 
         Array.ofList (mts @ l0 @ srs)
+
+    /// The sources of a scan, in precedence order (no read-ahead).
+    let sources
+        (tables: TableStore)
+        (view: LsmView)
+        (range: KeyRange)
+        (maxSeq: uint64)
+        (descending: bool)
+        (cache: bool)
+        : RowSource[] =
+        sourcesWith ReadAhead.none tables view range maxSeq descending cache

@@ -72,6 +72,12 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
                 raise (Failures.ofStore ("writing " + key) e)
         }
 
+    /// The opened SST when it is in the metadata cache.
+    member _.TryGetOpen(handle: SstHandle) : OpenSst option =
+        match metaCache.TryGet handle.Id with
+        | true, s -> Some s
+        | _ -> None
+
     /// Opens an SST of the manifest: uses the manifest's copy of `SsTableInfo` and fetches the
     /// index and filter by range (cached).
     member _.OpenAsync(handle: SstHandle, ct: CancellationToken) : Task<OpenSst> =
@@ -144,6 +150,40 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
                 | _ -> ()
 
                 return rows
+        }
+
+    /// Data block `i` of an SST when it is in the block cache.
+    member _.TryGetCachedBlock(sst: OpenSst, i: int) : RowEntry[] option =
+        match blockCache with
+        | Some c ->
+            match c.TryGet(struct (sst.Id, i)) with
+            | true, rows -> Some rows
+            | _ -> None
+        | None -> None
+
+    /// Reads data blocks `first .. last` of an SST with one range GET (read-ahead); element j is
+    /// block `first + j`. Decoded blocks enter the block cache when `cache` is true.
+    member _.ReadBlocksAsync
+        (sst: OpenSst, first: int, last: int, cache: bool, ct: CancellationToken)
+        : Task<RowEntry[][]> =
+        task {
+            let struct (s, _) = Sst.blockRange sst.Meta first
+            let struct (_, e) = Sst.blockRange sst.Meta last
+            let! bytes = getRange sst.Key s (e - s) ct
+
+            return
+                [| for i in first..last ->
+                       let struct (bs, be) = Sst.blockRange sst.Meta i
+
+                       let rows =
+                           Sst.decodeBlock sst.Meta i (ReadOnlySpan(bytes, int (bs - s), int (be - bs)))
+                           |> Failures.orData sst.Key
+
+                       match blockCache with
+                       | Some c when cache -> c.AddOrUpdate(struct (sst.Id, i), rows)
+                       | _ -> ()
+
+                       rows |]
         }
 
     /// Reads a whole WAL SST; None when it does not exist. A zero-byte object and an SST with no

@@ -833,45 +833,5 @@ let private closeTests =
               awaitU (db2.CloseAsync(None, ct))
           } ]
 
-let private ttlTests =
-    testList
-        "ttl"
-        [ test "reads return expired rows; a memtable flush turns them into tombstones at the memtable's clock" {
-              let store = mem ()
-              let clock = ManualClock(DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero))
-
-              let o =
-                  { options with
-                      TimeProvider = clock
-                      MergeOperator = Some concat }
-
-              let db = openDb store "ttl" o
-              let ttl = Ttl.ExpireAfter(TimeSpan.FromSeconds 1.0)
-
-              let w =
-                  await (db.WriteAsync([ WriteOp.Put(utf8 "a", utf8 "old", Ttl.Default) ], ct))
-
-              await (db.WriteAsync([ WriteOp.Put(utf8 "a", utf8 "1", ttl) ], ct)) |> ignore
-              await (db.WriteAsync([ WriteOp.Put(utf8 "b", utf8 "2", ttl) ], ct)) |> ignore
-              await (db.WriteAsync([ WriteOp.Merge(utf8 "m", utf8 "x", ttl) ], ct)) |> ignore
-              let r = await (db.GetAsync(utf8 "a", readOpts, ct))
-              Expect.equal (r |> Option.bind (fun r -> r.ExpireTs)) (Some(w.CreateTs + 1000L)) "expire_ts"
-              clock.Now <- clock.Now.AddSeconds 5.0
-              Expect.equal (get db readOpts "a") (Some "1") "an expired row is still returned before a flush"
-              // the memtable's clock is its last create_ts: only a write after expiry advances it
-              put db "c" "3" |> ignore
-              awaitU (db.FlushAsync(FlushKind.MemTable, ct))
-              Expect.equal (scanAll db readOpts) [ "c", "3" ] "expired rows are gone after the flush"
-              Expect.equal (get db readOpts "a") None "an expired newest version reads as deleted, not older"
-              // not expired at the memtable's clock: kept, although the wall clock is far ahead
-              let clock2 = clock.Now
-              put db "d" "4" |> ignore
-              await (db.WriteAsync([ WriteOp.Put(utf8 "e", utf8 "5", ttl) ], ct)) |> ignore
-              clock.Now <- clock2.AddHours 1.0
-              awaitU (db.FlushAsync(FlushKind.MemTable, ct))
-              Expect.equal (get db readOpts "e") (Some "5") "judged against the memtable clock, not the wall clock"
-              awaitU (db.CloseAsync(None, ct))
-          } ]
-
 let allTests =
-    testList "Engine" [ modelTests; shapeTests; durabilityTests; closeTests; ttlTests ]
+    testList "Engine" [ modelTests; shapeTests; durabilityTests; closeTests ]

@@ -153,6 +153,30 @@ let private validationTests =
 
               Expect.equal (drainIt (c.Scan(KeyRange.Create("a", "a", true, true)))) [ "a", "1" ] "[a, a] is fine"
 
+              invalid "ReadAheadBytes 0" (Some "ReadAheadBytes must be at least 1 (got 0)") (fun () ->
+                  c.Scan(KeyRange.All, ScanOptions(ReadAheadBytes = 0L)) |> ignore
+                  Task.CompletedTask)
+
+              invalid "MaxFetchTasks 0" (Some "MaxFetchTasks must be at least 1 (got 0)") (fun () ->
+                  c.Scan(KeyRange.All, ScanOptions(MaxFetchTasks = 0)) |> ignore
+                  Task.CompletedTask)
+
+              for i in 0..99 do
+                  vt (c.PutAsync(sprintf "r%02d" i, String('v', 40))) |> ignore
+
+              awaitU (c.FlushAsync(FlushType.MemTable))
+
+              for order in [ IterationOrder.Ascending; IterationOrder.Descending ] do
+                  Expect.equal
+                      (drainIt (
+                          c.Scan(
+                              KeyRange.Prefix "r",
+                              ScanOptions(ReadAheadBytes = 65536L, MaxFetchTasks = 4, Order = order)
+                          )
+                      ))
+                      (drainIt (c.Scan(KeyRange.Prefix "r", ScanOptions(Order = order))))
+                      (sprintf "read-ahead scan equals a plain scan (%A)" order)
+
               invalid "merge without operator" None (fun () -> c.MergeAsync(rom "m", rom "x").AsTask())
 
               invalid "ExpireAfter 0" None (fun () ->
@@ -192,10 +216,39 @@ let private readTests =
               let fields (k: KeyValue) =
                   k.KeyString, k.ValueString, k.Seq, k.CreateTs, k.ExpireTs
 
-              // (record equality compares the ReadOnlyMemory fields by reference)
               Expect.equal (fields (vt (c.GetKeyValueAsync "t"))) (fields kv) "metadata survives the L0 flush"
+              Expect.equal (vt (c.GetKeyValueAsync "t")) kv "KeyValue equality compares bytes (another read)"
               awaitU (c.CloseAsync())
           }
+
+          testProp "KeyValue: equal iff key bytes, value bytes, Seq, CreateTs and ExpireTs are equal; hash agrees"
+          <| fun (k: byte[], v: byte[], seq: uint64, cts: int64, ets: int64 option, which: int) ->
+              let ets = Option.toNullable ets
+
+              let a =
+                  KeyValue(ReadOnlyMemory(Array.copy k), ReadOnlyMemory(Array.copy v), seq, cts, ets)
+              // same content, different arrays (and a slice of a larger array)
+              let wide = Array.concat [ [| 9uy |]; v; [| 9uy |] ]
+
+              let b =
+                  KeyValue(ReadOnlyMemory(Array.copy k), ReadOnlyMemory(wide, 1, v.Length), seq, cts, ets)
+
+              Expect.equal a b "equal content"
+              Expect.isTrue (a.Equals(b) && b.Equals(a)) "Equals both ways"
+              Expect.equal (a.GetHashCode()) (b.GetHashCode()) "equal hashes"
+              Expect.isTrue (HashSet<KeyValue>([ a ]).Contains b) "usable as a hash key"
+
+              let c =
+                  match (abs which) % 5 with
+                  | 0 -> KeyValue(ReadOnlyMemory(Array.append k [| 0uy |]), b.Value, seq, cts, ets)
+                  | 1 -> KeyValue(b.Key, ReadOnlyMemory(Array.append v [| 1uy |]), seq, cts, ets)
+                  | 2 -> KeyValue(b.Key, b.Value, seq + 1UL, cts, ets)
+                  | 3 -> KeyValue(b.Key, b.Value, seq, cts + 1L, ets)
+                  | _ -> KeyValue(b.Key, b.Value, seq, cts, (if ets.HasValue then Nullable() else Nullable 5L))
+
+              Expect.notEqual a c "one field differs"
+              Expect.isFalse (a.Equals c) "Equals false"
+              Expect.isFalse (a.Equals(null: KeyValue)) "not equal to null"
 
           test "SlateIterator: batches, exhaustion, seek rules, descending order, await foreach" {
               let c = openClient (ObjectStore.InMemory()) (small ())

@@ -33,6 +33,7 @@ let allTests =
           AzureStoreTests.allTests
           MemtableTests.allTests
           EngineTests.allTests
+          EngineFlushTests.allTests
           CrashTests.allTests
           CloudEngineTests.allTests
           FacadeTests.allTests
