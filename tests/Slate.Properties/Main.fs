@@ -25,6 +25,7 @@ let allTests =
           SizeTieredProps.allTests
           CompactionProps.allTests
           GcPlanProps.allTests
+          CompactionModelProps.allTests
           CompatTests.allTests
           InteropTests.allTests
           ObjectStoreTests.allTests
