@@ -86,4 +86,21 @@ public sealed class SlateAdmin
     /// <param name="cancellationToken">Cancellation.</param>
     /// <returns>A task.</returns>
     public Task DeleteCheckpointAsync(Guid id, CancellationToken cancellationToken = default) => _admin.DeleteCheckpointAsync(id, cancellationToken);
+
+    /// <summary>One garbage-collection pass in the foreground (SPEC §5.12): expired checkpoints, old manifests,
+    /// WAL files, compacted SSTs and compactor states older than <see cref="GarbageCollectorOptions.MinAge"/>.
+    /// A delete that fails is retried by the next pass.</summary>
+    /// <param name="options">GC settings, or null for the defaults.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>A task.</returns>
+    public Task RunGarbageCollectionOnceAsync(GarbageCollectorOptions? options = null, CancellationToken cancellationToken = default) =>
+        _admin.RunGarbageCollectionOnceAsync((options ?? new GarbageCollectorOptions()).ToEngine(), cancellationToken);
+
+    /// <summary>Runs the standalone compactor until <paramref name="cancellationToken"/> is cancelled; then the task
+    /// completes normally. It fences any older compactor of this database.</summary>
+    /// <param name="options">Compactor settings, or null for the defaults.</param>
+    /// <param name="cancellationToken">Stops the compactor.</param>
+    /// <returns>A task that completes when the compactor has stopped.</returns>
+    public Task RunCompactorAsync(CompactorOptions? options = null, CancellationToken cancellationToken = default) =>
+        _admin.RunCompactorAsync((options ?? new CompactorOptions()).ToEngine(), FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.None, cancellationToken);
 }

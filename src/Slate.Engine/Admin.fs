@@ -111,6 +111,24 @@ type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, ran
             })
         :> Task
 
+    /// One garbage-collection pass (SPEC §5.12) in the foreground; failed deletes are in the
+    /// report (and retried by the next pass).
+    member _.RunGarbageCollectionOnceAsync(settings: GcSettings, ct: CancellationToken) : Task<GcReport> =
+        Gc.validate settings
+        Gc.runOnceAsync store dbPath settings time ct
+
+    /// The standalone compactor (SPEC §5.8) until `ct` is cancelled; then it completes normally.
+    /// Without a merge operator, a job that meets merge rows fails (and the database is untouched).
+    member _.RunCompactorAsync
+        (settings: CompactorSettings, mergeOp: MergeOperator option, ct: CancellationToken)
+        : Task =
+        let options =
+            { DbOptions.defaults with
+                TimeProvider = time
+                MergeOperator = mergeOp }
+
+        CompactorRunner.runAsync store dbPath settings options ct
+
     /// An admin of `dbPath` in `store` (wrapped in the retrying store of SPEC §2.4).
     static member Create(store: IObjectStore, dbPath: string, time: TimeProvider, seed: int option) : Admin =
         if isNull (box store) then
