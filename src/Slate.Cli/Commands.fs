@@ -31,6 +31,9 @@ let usage =
   checkpoints list [--name N]
   checkpoints refresh --id ID [--lifetime S]   (no --lifetime: never expires)
   checkpoints delete --id ID
+  gc [--dry-run] [--min-age 5m] [--wal-fences]   one garbage-collection pass
+  compactor                              standalone compactor until Ctrl-C
+  inspect [--scan]                       manifest, SST statistics (and content)
   --merge-operator concat                resolve merge operands by byte concatenation"""
 
 let private valued =
