@@ -454,7 +454,7 @@ let crashOnce (fresh: unit -> IObjectStore) (seed: int) : bool * bool * bool =
     let rng = Random(seed)
     let inner = fresh ()
     let phases = 1 + rng.Next 3
-    // one WAL mode per database: reopening with the WAL disabled ignores the WAL's rows
+    // one WAL mode per database (reopening with the WAL off replays and republishes the WAL; EngineFlush tests that)
     let wal = rng.Next 4 > 0
     let mutable kept = []
     let mutable stats = (false, false, false)

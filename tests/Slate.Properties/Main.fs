@@ -24,7 +24,6 @@ let allTests =
           RetentionProps.allTests
           SizeTieredProps.allTests
           CompactionProps.allTests
-          GcPlanProps.allTests
           CompactionModelProps.allTests
           CompatTests.allTests
           InteropTests.allTests

@@ -1,5 +1,0 @@
-module Slate.Properties.GcPlanProps
-
-open Expecto
-
-let allTests = testList "GcPlan" []
