@@ -1,6 +1,6 @@
-/// The engine on the real cloud SDKs against the local emulators (issue 6): crash recovery and
-/// transient faults behind the retrying store on S3 (moto) and Azure Blob (Azurite), with reduced
-/// seed counts, and SlateDB 0.12.1 reading and continuing a database Slate wrote to a moto bucket
+/// The engine on the real cloud SDKs against the local emulators (issue 6): the model-based test,
+/// crash recovery and transient faults behind the retrying store on S3 (moto) and Azure Blob
+/// (Azurite), with reduced counts, and SlateDB 0.12.1 reading and continuing a database Slate wrote to a moto bucket
 /// (object_store takes its S3 settings from AWS_ENDPOINT, AWS_ALLOW_HTTP and the usual keys).
 module Slate.Properties.CloudEngineTests
 
@@ -22,10 +22,17 @@ let private seeds () =
     | "" -> 12
     | n -> int n
 
+let private modelCases () =
+    match Environment.GetEnvironmentVariable "SLATE_CLOUD_MODEL_CASES" with
+    | null
+    | "" -> 8
+    | n -> int n
+
 let private crashOn (name: string) (fresh: unit -> IObjectStore) =
     testList
         name
-        [ test "crash recovery at a random request keeps every acknowledged batch (reduced seeds)" {
+        [ EngineTests.modelTestOn (modelCases ()) "random commands equal a sorted-map model (reduced cases)" fresh
+          test "crash recovery at a random request keeps every acknowledged batch (reduced seeds)" {
               let runs = [ for seed in 1 .. seeds () -> CrashTests.crashOnce fresh seed ]
               let crashed = runs |> List.filter (fun (c, _, _) -> c) |> List.length
               let acked = runs |> List.filter (fun (c, a, _) -> c && a) |> List.length

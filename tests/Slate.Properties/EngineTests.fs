@@ -403,8 +403,8 @@ let private checkScan (db: Db) (snap: uint64 option) (model: Model) (s: ScanSpec
     Expect.equal (List.distinct ks) ks "scan has no duplicates"
     Expect.isTrue (ks |> List.forall inRange) "scan stays within its range"
 
-let private runCase (c: Case) : unit =
-    let store = InMemoryObjectStore() :> IObjectStore
+let private runCaseOn (fresh: unit -> IObjectStore) (c: Case) : unit =
+    let store = fresh ()
     let path = "model/db"
 
     let o =
@@ -545,11 +545,19 @@ let private cases () =
     | "" -> 100
     | n -> int n
 
+/// The model test with `n` cases, each on a store from `fresh` (the cloud tests run it on moto and
+/// Azurite with reduced counts).
+let modelTestOn (n: int) (name: string) (fresh: unit -> IObjectStore) : Test =
+    testPropN n name
+    <| Prop.forAll (Arb.fromGenShrink (caseGen, shrinkCase)) (runCaseOn fresh)
+
 let private modelTests =
     testList
         "model"
-        [ testPropN (cases ()) "random commands equal a sorted-map model (gets, scans, snapshots, reopen, crash)"
-          <| Prop.forAll (Arb.fromGenShrink (caseGen, shrinkCase)) runCase ]
+        [ modelTestOn
+              (cases ())
+              "random commands equal a sorted-map model (gets, scans, snapshots, reopen, crash)"
+              (fun () -> InMemoryObjectStore() :> IObjectStore) ]
 
 // ---------------------------------------------------------------------------------------------
 // Example tests
