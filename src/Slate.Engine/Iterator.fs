@@ -26,6 +26,11 @@ type DbIterator
         readAhead: ReadAhead
     ) =
     do ReadAhead.validate readAhead
+    let mutable view = view
+    let mutable maxSeq = maxSeq
+    // FollowLatest readers: on a file GC removed, reload the view once and resume after the last key
+    let mutable reload: (CancellationToken -> Task<LsmView * uint64>) option = None
+    let mutable reloaded = false
     let mutable scanRange = range
     let mutable source: RowSource option = None
     let mutable pending: RowEntry option = None
@@ -124,6 +129,43 @@ type DbIterator
             return result
         }
 
+    let isMissing (e: exn) =
+        match e with
+        | :? ObjectStoreException as o -> o.Kind = ObjectStoreErrorKind.NotFound
+        | :? SlateException as s ->
+            match s.InnerException with
+            | :? ObjectStoreException as o -> o.Kind = ObjectStoreErrorKind.NotFound
+            | _ -> false
+        | _ -> false
+
+    /// `nextAsync`, retried once against a reloaded view when an object is missing (if enabled).
+    let nextRetryAsync (ct: CancellationToken) : Task<RowEntry option> =
+        task {
+            try
+                return! nextAsync ct
+            with e when reload.IsSome && not reloaded && isMissing e ->
+                reloaded <- true
+                let! v, m = reload.Value ct
+                view <- v
+                maxSeq <- m
+
+                match lastKey with
+                | Some l when descending ->
+                    scanRange <-
+                        { scanRange with
+                            End = KeyBound.Excluded l }
+                | Some l ->
+                    scanRange <-
+                        { scanRange with
+                            Start = KeyBound.Excluded l }
+                | None -> ()
+
+                source <- None
+                pending <- None
+                exhausted <- false
+                return! nextAsync ct
+        }
+
     let guard (f: unit -> Task<'a>) : Task<'a> =
         task {
             match sticky with
@@ -155,7 +197,11 @@ type DbIterator
 
     /// The next visible key/value, or None when the scan is exhausted.
 
-    member _.NextAsync(ct: CancellationToken) : Task<RowEntry option> = guard (fun () -> nextAsync ct)
+    member _.NextAsync(ct: CancellationToken) : Task<RowEntry option> = guard (fun () -> nextRetryAsync ct)
+
+    /// When a file of the view is missing (removed by GC), reload the view with `f` once and resume
+    /// after the last returned key (SPEC §5.14 FollowLatest); without it the error is sticky.
+    member _.ReloadOnMissing(f: CancellationToken -> Task<LsmView * uint64>) : unit = reload <- Some f
 
     /// Up to `max` key/values (fewer means exhausted; 0 returns empty without advancing).
     member _.NextBatchAsync(max: int, ct: CancellationToken) : Task<RowEntry list> =
@@ -168,7 +214,7 @@ type DbIterator
                 let mutable go = max > 0
 
                 while go do
-                    match! nextAsync ct with
+                    match! nextRetryAsync ct with
                     | Some r ->
                         acc.Add r
                         go <- acc.Count < max

@@ -318,6 +318,19 @@ type Reader
         | :? ObjectStoreException as o -> o.Kind = ObjectStoreErrorKind.NotFound
         | _ -> false
 
+    /// Rebuilds the state from the latest manifest (FollowLatest after a file went missing).
+    let reloadLatestAsync (ct: CancellationToken) : Task =
+        task {
+            do! refreshLock.WaitAsync(ct)
+
+            try
+                let! latest = Checkpoints.latestAsync ms ct
+                let! next = buildAsync latest ct
+                state <- next
+            finally
+                refreshLock.Release() |> ignore
+        }
+
     let getOnceAsync (key: byte[]) (cache: bool) (ct: CancellationToken) : Task<RowEntry option> =
         task {
             let st = state
@@ -368,23 +381,37 @@ type Reader
             try
                 return! getOnceAsync key opts.CacheBlocks ct
             with :? SlateException as e when settings.Mode = ReaderMode.FollowLatest && isNotFound e ->
-                do! refreshLock.WaitAsync(ct)
-
-                try
-                    let! latest = Checkpoints.latestAsync ms ct
-                    let! next = buildAsync latest ct
-                    state <- next
-                finally
-                    refreshLock.Release() |> ignore
-
+                do! reloadLatestAsync ct
                 return! getOnceAsync key opts.CacheBlocks ct
         }
 
-    /// An iterator over the current state.
+    /// An iterator over the current state. FollowLatest: a file removed by GC reloads the manifest
+    /// and the scan resumes once after the last returned key.
     member _.Scan(range: KeyRange, descending: bool, cache: bool) : DbIterator =
         checkOpen ()
         let st = state
-        DbIterator(tables, ReaderReplay.view st, range, st.MaxSeq, descending, cache, settings.MergeOperator, checkOpen)
+
+        let it =
+            DbIterator(
+                tables,
+                ReaderReplay.view st,
+                range,
+                st.MaxSeq,
+                descending,
+                cache,
+                settings.MergeOperator,
+                checkOpen
+            )
+
+        if settings.Mode = ReaderMode.FollowLatest then
+            it.ReloadOnMissing(fun ct ->
+                task {
+                    do! reloadLatestAsync ct
+                    let now = state
+                    return ReaderReplay.view now, now.MaxSeq
+                })
+
+        it
 
     /// Stops polling and (ManagedCheckpoint) deletes the checkpoint, also after a poll failure.
     /// Later calls → `Closed(Clean)`.

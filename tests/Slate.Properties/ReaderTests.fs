@@ -492,6 +492,92 @@ let private errorTests =
               Rd.close r
               Rd.close r2
               Eng.awaitU (db.CloseAsync(None, Eng.ct))
+          }
+
+          test "FollowLatest: a scan that meets a file removed by GC reloads once and resumes after the last key" {
+              let store = mem ()
+              // several blocks per SST, so the scan fetches blocks after the files are gone
+              let db =
+                  Eng.openDb
+                      store
+                      "db"
+                      { Eng.options with
+                          L0SstSizeBytes = 1L <<< 20 }
+
+              let keys p =
+                  [ for i in 0..199 -> sprintf "%s%03d" p i ]
+
+              let value (k: string) = k + String('v', 100)
+
+              for p in [ "a"; "b"; "c" ] do
+                  for k in keys p do
+                      Eng.put db k (value k) |> ignore
+
+                  Rd.flushMem db
+
+              let probe = Rd.openReader store "db" Rd.follow
+              let olds = probe.Manifest.Manifest.L0
+              Rd.close probe
+              Expect.equal olds.Length 3 "three L0 SSTs"
+              // a fresh reader with cold caches on the three-L0 manifest
+              let r = Rd.openReader store "db" Rd.follow
+              let it = r.Scan(KeyRange.all, false, false)
+              let first = Eng.await (it.NextAsync Eng.ct)
+              Expect.equal (first |> Option.map (fun x -> Eng.str x.Key)) (Some "a000") "first key before GC"
+              // a "compaction": one new L0 with every row, the old ones dropped from the manifest and deleted
+              for p in [ "a"; "b"; "c" ] do
+                  for k in keys p do
+                      Eng.put db k (value k) |> ignore
+
+              Rd.flushMem db
+              let ms = ManifestStore(store, "db")
+              let latest = (Eng.await (ms.ReadLatestAsync Eng.ct)).Value
+              let oldIds = olds |> List.map (fun h -> h.Id) |> Set.ofList
+
+              Eng.await (
+                  ManifestCas.updateAsync
+                      ms
+                      latest
+                      (fun _ remote -> remote)
+                      (fun m ->
+                          Transition.Write(
+                              { m with
+                                  L0 = m.L0 |> List.filter (fun h -> not (oldIds.Contains h.Id)) },
+                              ()
+                          ))
+                      (TimeSpan.FromSeconds 10.0)
+                      TimeProvider.System
+                      Eng.ct
+              )
+              |> ignore
+
+              for h in olds do
+                  Eng.awaitU (store.DeleteAsync(db.Tables.KeyOf h.Id, Eng.ct))
+
+              let rest = Eng.await (it.NextBatchAsync(1000, Eng.ct))
+
+              Expect.equal
+                  (rest |> List.map (fun x -> Eng.str x.Key, Eng.valueOf x))
+                  [ for p in [ "a"; "b"; "c" ] do
+                        for k in keys p do
+                            if k <> "a000" then
+                                k, value k ]
+                  "the scan resumed after 'a000' against the latest manifest (no key repeated or lost)"
+
+              // a second miss in the same scan is Data
+              let r2 = Rd.openReader store "db" Rd.follow
+              let it2 = r2.Scan(KeyRange.all, true, false)
+              Expect.isSome (Eng.await (it2.NextAsync Eng.ct)) "the last key, before the second GC"
+
+              for h in r2.Manifest.Manifest.L0 do
+                  Eng.awaitU (store.DeleteAsync(db.Tables.KeyOf h.Id, Eng.ct))
+
+              Eng.expectSlate SlateErrorKind.Data "second miss" (fun () -> it2.NextBatchAsync(1000, Eng.ct) :> Task)
+              |> ignore
+
+              Rd.close r
+              Rd.close r2
+              Eng.awaitU (db.CloseAsync(None, Eng.ct))
           } ]
 
 let private hexOf (b: byte[]) = Bytes.toHex b
