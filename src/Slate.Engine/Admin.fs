@@ -139,9 +139,6 @@ type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, ran
 
         let seed = defaultArg seed (Random.Shared.Next())
 
-        let store =
-            match store with
-            | :? RetryingObjectStore -> store
-            | _ -> RetryingObjectStore(store, RetryOptions.defaults, time, Random(seed)) :> IObjectStore
+        let store = RetryingObjectStore.ensure None time seed store
 
         Admin(store, dbPath, time, Random(seed ^^^ 0x5bd1e995))

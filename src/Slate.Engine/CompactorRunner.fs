@@ -10,19 +10,11 @@ open Slate
 [<RequireQualifiedAccess>]
 module CompactorRunner =
     let private retrying (store: IObjectStore) (options: DbOptions) : IObjectStore =
-        match store with
-        | :? RetryingObjectStore -> store
-        | _ ->
-            let seed = defaultArg options.RandomSeed (Random.Shared.Next())
-
-            RetryingObjectStore(
-                store,
-                { RetryOptions.defaults with
-                    MaxRetries = options.ObjectStoreMaxRetries },
-                options.TimeProvider,
-                Random(seed)
-            )
-            :> IObjectStore
+        RetryingObjectStore.ensure
+            options.ObjectStoreMaxRetries
+            options.TimeProvider
+            (defaultArg options.RandomSeed (Random.Shared.Next()))
+            store
 
     /// A standalone compactor: fences, then compacts until `ct` is cancelled, then completes
     /// normally. Raises `Closed(Fenced)` when a newer compactor takes over; `observer` sees

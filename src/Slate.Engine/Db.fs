@@ -1023,19 +1023,11 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
             // every backend is wrapped in the retrying store (SPEC §2.4)
             let store =
-                match store with
-                | :? RetryingObjectStore -> store
-                | _ ->
-                    let seed = defaultArg options.RandomSeed (Random.Shared.Next())
-
-                    RetryingObjectStore(
-                        store,
-                        { RetryOptions.defaults with
-                            MaxRetries = options.ObjectStoreMaxRetries },
-                        options.TimeProvider,
-                        Random(seed)
-                    )
-                    :> IObjectStore
+                RetryingObjectStore.ensure
+                    options.ObjectStoreMaxRetries
+                    options.TimeProvider
+                    (defaultArg options.RandomSeed (Random.Shared.Next()))
+                    store
 
             let ms = ManifestStore(store, dbPath)
 

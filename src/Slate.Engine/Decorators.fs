@@ -341,6 +341,25 @@ type RetryingObjectStore(inner: IObjectStore, options: RetryOptions, timeProvide
 // ---------------------------------------------------------------------------------------------
 // Metering
 
+/// Functions over `RetryingObjectStore`.
+[<RequireQualifiedAccess>]
+module RetryingObjectStore =
+    /// `store` behind the retrying store of SPEC §2.4 with the default back-off, `maxRetries`
+    /// (None = until success or cancellation) and a random source seeded with `seed`; a store that
+    /// already retries is returned as it is. Every writer, reader, admin and compactor uses this.
+    let ensure (maxRetries: int option) (time: TimeProvider) (seed: int) (store: IObjectStore) : IObjectStore =
+        match store with
+        | :? RetryingObjectStore -> store
+        | _ ->
+            RetryingObjectStore(
+                store,
+                { RetryOptions.defaults with
+                    MaxRetries = maxRetries },
+                time,
+                Random(seed)
+            )
+            :> IObjectStore
+
 /// Failed requests counted by `ObjectStoreErrorKind`.
 type ErrorCounts =
     {

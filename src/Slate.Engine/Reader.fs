@@ -448,17 +448,7 @@ type Reader
             let seed = defaultArg settings.RandomSeed (Random.Shared.Next())
 
             let store =
-                match store with
-                | :? RetryingObjectStore -> store
-                | _ ->
-                    RetryingObjectStore(
-                        store,
-                        { RetryOptions.defaults with
-                            MaxRetries = settings.ObjectStoreMaxRetries },
-                        settings.TimeProvider,
-                        Random(seed)
-                    )
-                    :> IObjectStore
+                RetryingObjectStore.ensure settings.ObjectStoreMaxRetries settings.TimeProvider seed store
 
             let ms = ManifestStore(store, dbPath)
             let tables = TableStore(store, dbPath, 16384, 4096)
