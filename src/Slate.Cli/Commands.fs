@@ -33,6 +33,8 @@ let usage =
   checkpoints delete --id ID
   gc [--dry-run] [--min-age 5m] [--wal-fences]   one garbage-collection pass
   compactor                              standalone compactor until Ctrl-C
+  watch [--interval 1s] [--count N] [--until-l0 N]
+                                         one line per change of L0 / sorted runs
   inspect [--scan]                       manifest, SST statistics (and content)
   --merge-operator concat                resolve merge operands by byte concatenation"""
 

@@ -87,7 +87,7 @@ let private inspectMain (argv: string array) : int =
 
 [<EntryPoint>]
 let main argv =
-    match GcCommand.tryRun argv with
+    match GcCommand.tryRun argv |> Option.orElseWith (fun () -> Watch.tryRun argv) with
     | Some code -> code
     | None when Commands.handles argv -> Commands.run argv Console.Out Console.Error
     | None -> inspectMain argv
