@@ -419,7 +419,7 @@ type Compactor
         Task.WhenAll(running.Values |> Seq.map (fun r -> r.Task :> Task)).ContinueWith(fun (_: Task) -> ())
 
     /// Ticks until no job is submitted or running (the tree has settled for the planner), or
-    /// until a job fails (the planner would propose it again).
+    /// until a job fails (its sources are then backed off, see `Backoff`).
     member this.DrainAsync(ct: CancellationToken) : Task =
         task {
             let failedBefore = failed
@@ -445,7 +445,6 @@ type Compactor
         task {
             try
                 try
-                    log.LogInformation("compactor of {DbPath} running (epoch {Epoch})", ms.DbPath, epoch)
 
                     while not ct.IsCancellationRequested do
                         do! this.TickAsync ct
@@ -570,6 +569,10 @@ type Compactor
 
             // running jobs of the previous compactor go back to Submitted; keep active + latest finished
             do! c.WriteStateAsync ct
+
+            (Logging.create options.LoggerFactory Logging.CompactorCategory)
+                .LogInformation("compactor of {DbPath} started: fenced compactor epoch {Epoch}", dbPath, epoch)
+
             return c
         }
 

@@ -560,11 +560,33 @@ let private facadeTests =
 
               Expect.isEmpty (await (store.Inner.ListAsync("db/", ct))) "nothing written"
 
+              // the same operator is fine; SlateOptions.LoggerFactory reaches the writer and its compactor
+              let logs = new CapturingLogs()
+
               let same =
-                  SlateOptions(MergeOperator = concatOp, Compactor = CompactorOptions(MergeOperator = concatOp))
+                  SlateOptions(
+                      MergeOperator = concatOp,
+                      Compactor = CompactorOptions(MergeOperator = concatOp),
+                      LoggerFactory = logs
+                  )
 
               let! (c: SlateClient) = SlateClient.OpenAsync("db", store, same)
+              let deadline = DateTime.UtcNow.AddSeconds 20.0
+
+              let started () =
+                  not (logs.Of(Logging.CompactorCategory, LogLevel.Information) |> containing "started").IsEmpty
+
+              while not (started ()) && DateTime.UtcNow < deadline do
+                  do! Task.Delay 10
+
               do! c.CloseAsync()
+              let dbInfo = logs.Of(Logging.DbCategory, LogLevel.Information)
+              Expect.isNonEmpty (dbInfo |> containing "opened") "open logged"
+              Expect.isNonEmpty (dbInfo |> containing "closed") "close logged"
+
+              Expect.isNonEmpty
+                  (logs.Of(Logging.CompactorCategory, LogLevel.Information) |> containing "started")
+                  "the embedded compactor logs its start"
           } ]
 
 let allTests =
