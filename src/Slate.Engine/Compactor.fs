@@ -445,7 +445,6 @@ type Compactor
         task {
             try
                 try
-
                     while not ct.IsCancellationRequested do
                         do! this.TickAsync ct
 
