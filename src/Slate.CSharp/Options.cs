@@ -69,6 +69,12 @@ public sealed class CompactorOptions
     public int MaxCompactionSources { get; set; } = 8;
     /// <summary>Size ratio of the size-tiered planner.</summary>
     public double SizeRatio { get; set; } = 4.0;
+    /// <summary>Merge operator of the standalone compactor (<see cref="SlateAdmin.RunCompactorAsync"/>); without one,
+    /// a job over merge rows fails (logged; its sources are retried only after a back-off) and the data stays as it was.
+    /// The embedded compactor of a <see cref="SlateClient"/> always uses <see cref="SlateOptions.MergeOperator"/>
+    /// (the one source of truth for a writer): setting this property there to any other operator is
+    /// <see cref="SlateErrorKind.Invalid"/> at open.</summary>
+    public IMergeOperator? MergeOperator { get; set; }
 
     internal Slate.Engine.CompactorSettings ToEngine() =>
         new(PollInterval, MaxConcurrentCompactions, MaxSstSize, MinCompactionSources, MaxCompactionSources, SizeRatio);
@@ -143,7 +149,8 @@ public sealed class SlateOptions
     public GarbageCollectorOptions? GarbageCollector { get; set; } = new();
     /// <summary>Merge operator, required for merges.</summary>
     public IMergeOperator? MergeOperator { get; set; }
-    /// <summary>Logger factory.</summary>
+    /// <summary>Logger factory of the writer (category <c>Slate.Db</c>), its embedded compactor (<c>Slate.Compactor</c>)
+    /// and garbage collector (<c>Slate.Gc</c>); null = no logging.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; set; }
     /// <summary>Clock; null = the system clock.</summary>
     public TimeProvider? TimeProvider { get; set; }

@@ -17,11 +17,20 @@ public sealed class SlateAdmin
     /// <param name="path">Database path inside the store.</param>
     /// <param name="store">The object store.</param>
     /// <returns>The admin.</returns>
-    public static SlateAdmin Create(string path, ObjectStore store)
+    public static SlateAdmin Create(string path, ObjectStore store) => Create(path, store, null);
+
+    /// <summary>An admin of the database at <paramref name="path"/> whose garbage-collection passes (category
+    /// <c>Slate.Gc</c>) and standalone compactor (<c>Slate.Compactor</c>) log to <paramref name="loggerFactory"/>.</summary>
+    /// <param name="path">Database path inside the store.</param>
+    /// <param name="store">The object store.</param>
+    /// <param name="loggerFactory">Logger factory; null = no logging.</param>
+    /// <returns>The admin.</returns>
+    public static SlateAdmin Create(string path, ObjectStore store, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(store);
-        return new SlateAdmin(E.Admin.Create(store.Inner, path, TimeProvider.System, FSharpOption<int>.None));
+        return new SlateAdmin(E.Admin.Create(store.Inner, path, TimeProvider.System, FSharpOption<int>.None,
+            loggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
     }
 
     private async Task<IReadOnlyDictionary<string, long>> SizesAsync(CancellationToken ct)
@@ -97,10 +106,18 @@ public sealed class SlateAdmin
         _admin.RunGarbageCollectionOnceAsync((options ?? new GarbageCollectorOptions()).ToEngine(), cancellationToken);
 
     /// <summary>Runs the standalone compactor until <paramref name="cancellationToken"/> is cancelled; then the task
-    /// completes normally. It fences any older compactor of this database.</summary>
+    /// completes normally. It fences any older compactor of this database. Merge rows are combined with
+    /// <see cref="CompactorOptions.MergeOperator"/>; without one, jobs over merge rows fail (logged, retried after a
+    /// back-off) and leave the data as it was.</summary>
     /// <param name="options">Compactor settings, or null for the defaults.</param>
     /// <param name="cancellationToken">Stops the compactor.</param>
     /// <returns>A task that completes when the compactor has stopped.</returns>
-    public Task RunCompactorAsync(CompactorOptions? options = null, CancellationToken cancellationToken = default) =>
-        _admin.RunCompactorAsync((options ?? new CompactorOptions()).ToEngine(), FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.None, cancellationToken);
+    public Task RunCompactorAsync(CompactorOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var o = options ?? new CompactorOptions();
+        var merge = o.MergeOperator is null
+            ? FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.None
+            : FSharpOption<FSharpFunc<byte[], FSharpFunc<FSharpOption<byte[]>, FSharpFunc<byte[], byte[]>>>>.Some(Convert.Merge(o.MergeOperator));
+        return _admin.RunCompactorAsync(o.ToEngine(), merge, cancellationToken);
+    }
 }

@@ -41,6 +41,9 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
     internal static E.DbOptions ToEngine(SlateOptions o)
     {
         var d = E.DbOptionsModule.defaults;
+        if (o.Compactor?.MergeOperator is { } cm && !ReferenceEquals(cm, o.MergeOperator))
+            throw new SlateException(SlateErrorKind.Invalid,
+                "invalid configuration: Compactor.MergeOperator differs from SlateOptions.MergeOperator (the embedded compactor uses SlateOptions.MergeOperator)");
         return new E.DbOptions(
             o.FlushInterval.HasValue ? FSharpOption<TimeSpan>.Some(o.FlushInterval.Value) : FSharpOption<TimeSpan>.None,
             o.WalEnabled,
@@ -64,7 +67,8 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
             d.RandomSeed,
             o.ObjectStoreMaxRetries.HasValue ? FSharpOption<int>.Some(o.ObjectStoreMaxRetries.Value) : FSharpOption<int>.None,
             o.Compactor is null ? FSharpOption<E.CompactorSettings>.None : FSharpOption<E.CompactorSettings>.Some(o.Compactor.ToEngine()),
-            o.GarbageCollector is null ? FSharpOption<E.GcSettings>.None : FSharpOption<E.GcSettings>.Some(o.GarbageCollector.ToEngine()));
+            o.GarbageCollector is null ? FSharpOption<E.GcSettings>.None : FSharpOption<E.GcSettings>.Some(o.GarbageCollector.ToEngine()),
+            o.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
     }
 
     private async ValueTask<WriteHandle> Submit(Microsoft.FSharp.Collections.FSharpList<E.WriteOp> ops, CancellationToken ct)

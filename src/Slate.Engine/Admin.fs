@@ -5,12 +5,13 @@ namespace Slate.Engine
 open System
 open System.Threading
 open System.Threading.Tasks
+open Microsoft.Extensions.Logging
 open Slate
 open Slate.Model
 
 /// Administration of the database at `dbPath`. Create with `Admin.Create`.
 [<Sealed>]
-type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, random: Random) =
+type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, random: Random, loggers: ILoggerFactory) =
     let ms = ManifestStore(store, dbPath)
 
     let wrap (what: string) (f: unit -> Task<'a>) : Task<'a> =
@@ -115,22 +116,48 @@ type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, ran
     /// report (and retried by the next pass).
     member _.RunGarbageCollectionOnceAsync(settings: GcSettings, ct: CancellationToken) : Task<GcReport> =
         Gc.validate settings
-        Gc.runOnceAsync store dbPath settings time ct
+        let log = Logging.create loggers Logging.GcCategory
+
+        task {
+            let! outcome =
+                task {
+                    try
+                        let! r = Gc.runOnceAsync store dbPath settings time ct
+                        return Ok r
+                    with e ->
+                        return Error e
+                }
+
+            match outcome with
+            | Ok r ->
+                Gc.logOutcome log dbPath outcome
+                return r
+            | Error e ->
+                if not (e :? OperationCanceledException) then
+                    Gc.logOutcome log dbPath outcome
+
+                return Decorate.rethrow e
+        }
 
     /// The standalone compactor (SPEC §5.8) until `ct` is cancelled; then it completes normally.
-    /// Without a merge operator, a job that meets merge rows fails (and the database is untouched).
+    /// Without a merge operator, a job that meets merge rows fails (and the database is untouched;
+    /// it is logged, and its sources are not planned again until a back-off has passed).
     member _.RunCompactorAsync
         (settings: CompactorSettings, mergeOp: MergeOperator option, ct: CancellationToken)
         : Task =
         let options =
             { DbOptions.defaults with
                 TimeProvider = time
-                MergeOperator = mergeOp }
+                MergeOperator = mergeOp
+                LoggerFactory = loggers }
 
         CompactorRunner.runAsync store dbPath settings options ct
 
-    /// An admin of `dbPath` in `store` (wrapped in the retrying store of SPEC §2.4).
-    static member Create(store: IObjectStore, dbPath: string, time: TimeProvider, seed: int option) : Admin =
+    /// An admin of `dbPath` in `store` (wrapped in the retrying store of SPEC §2.4) whose GC passes
+    /// and compactor log to `loggerFactory` (`Slate.Gc`, `Slate.Compactor`; null = no logging).
+    static member Create
+        (store: IObjectStore, dbPath: string, time: TimeProvider, seed: int option, loggerFactory: ILoggerFactory)
+        : Admin =
         if isNull (box store) then
             nullArg "store"
 
@@ -141,4 +168,14 @@ type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, ran
 
         let store = RetryingObjectStore.ensure None time seed store
 
-        Admin(store, dbPath, time, Random(seed ^^^ 0x5bd1e995))
+        let loggers =
+            if isNull (box loggerFactory) then
+                Abstractions.NullLoggerFactory.Instance :> ILoggerFactory
+            else
+                loggerFactory
+
+        Admin(store, dbPath, time, Random(seed ^^^ 0x5bd1e995), loggers)
+
+    /// An admin of `dbPath` in `store` (wrapped in the retrying store of SPEC §2.4), without logging.
+    static member Create(store: IObjectStore, dbPath: string, time: TimeProvider, seed: int option) : Admin =
+        Admin.Create(store, dbPath, time, seed, Abstractions.NullLoggerFactory.Instance)

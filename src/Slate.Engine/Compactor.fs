@@ -6,6 +6,7 @@ open System
 open System.Collections.Generic
 open System.Threading
 open System.Threading.Tasks
+open Microsoft.Extensions.Logging
 open Slate
 open Slate.Model
 
@@ -60,6 +61,12 @@ module CompactorCheck =
         if not (s.SizeRatio >= 1.0) then
             fail "SizeRatio must be at least 1.0"
 
+[<AutoOpen>]
+module private CompactorText =
+    /// The error of a job abandoned because the compactor stopped.
+    [<Literal>]
+    let cancelledError = "cancelled"
+
 [<NoComparison; NoEquality>]
 type private RunningJob =
     { Job: Compaction
@@ -84,6 +91,12 @@ type Compactor
     ) =
     let time = options.TimeProvider
     let sstOptions = DbOptions.sstOptions options
+    let log = Logging.create options.LoggerFactory Logging.CompactorCategory
+    // failed source sets and when the planner may propose them again
+    let mutable backoff = CompactionBackoff.empty
+
+    let nowMs () =
+        time.GetUtcNow().ToUnixTimeMilliseconds()
 
     let random =
         match options.RandomSeed with
@@ -237,11 +250,26 @@ type Compactor
 
     let report (job: Compaction) (err: string option) (outcome: CompactionOutcome option) =
         let m = manifest.Manifest
+        let sources = SizeTiered.sourcesOf job.Spec
 
-        if err.IsSome then
+        match err with
+        | Some e ->
             failed <- failed + 1
-        else
+
+            if e = cancelledError then
+                Logging.jobAbandoned log ms.DbPath job.Id job.Spec
+            else
+                backoff <- CompactionBackoff.recordFailure settings.PollInterval (nowMs ()) sources backoff
+                let n = backoff[sources].Failures
+                let wait = CompactionBackoff.delay settings.PollInterval n
+                Logging.jobFailed log ms.DbPath job.Id job.Spec e wait n
+        | None ->
             completed <- completed + 1
+            backoff <- Map.remove sources backoff
+
+            match outcome with
+            | Some o -> Logging.jobFinished log ms.DbPath job.Id job.Spec o.BytesIn o.BytesOut o.Outputs.Length
+            | None -> Logging.jobFinished log ms.DbPath job.Id job.Spec 0L 0L 0
 
         observer
             { JobId = job.Id
@@ -288,7 +316,7 @@ type Compactor
                 elif r.Task.IsCanceled then
                     ct.ThrowIfCancellationRequested()
                     setStatus r.Job CompactionStatus.Failed []
-                    report r.Job (Some "cancelled") None
+                    report r.Job (Some cancelledError) None
                 else
                     let e = r.Task.Exception.GetBaseException()
                     setStatus r.Job CompactionStatus.Failed []
@@ -328,6 +356,9 @@ type Compactor
     /// Jobs executing now.
     member _.RunningCount: int = running.Count
 
+    /// Source sets of failed jobs and when the planner may propose them again.
+    member _.Backoff: CompactionBackoff = backoff
+
     /// One round (SPEC §5.8): refresh (compactions, then manifest), commit finished jobs, plan,
     /// validate and start Submitted jobs.
     member _.TickAsync(ct: CancellationToken) : Task =
@@ -340,12 +371,21 @@ type Compactor
             if changed then
                 do! writeStateAsync ct
 
+            backoff <- CompactionBackoff.prune manifest.Manifest backoff
+
             let proposals =
-                SizeTiered.propose planner manifest.Manifest (CompactorState.active state)
+                SizeTiered.proposeExcluding
+                    planner
+                    manifest.Manifest
+                    (CompactorState.active state)
+                    (CompactionBackoff.excluded (nowMs ()) backoff)
 
             if not proposals.IsEmpty then
                 for p in proposals do
-                    state <- CompactorState.upsert (Compaction.submitted (mintUlid ()) p) state
+                    let job = Compaction.submitted (mintUlid ()) p
+                    state <- CompactorState.upsert job state
+
+                    Logging.jobPlanned log ms.DbPath job.Id p manifest.Manifest
 
                 do! writeStateAsync ct
 
@@ -379,7 +419,7 @@ type Compactor
         Task.WhenAll(running.Values |> Seq.map (fun r -> r.Task :> Task)).ContinueWith(fun (_: Task) -> ())
 
     /// Ticks until no job is submitted or running (the tree has settled for the planner), or
-    /// until a job fails (the planner would propose it again).
+    /// until a job fails (its sources are then backed off, see `Backoff`).
     member this.DrainAsync(ct: CancellationToken) : Task =
         task {
             let failedBefore = failed
@@ -422,6 +462,7 @@ type Compactor
                     r.Task.ContinueWith(fun (_: Task<CompactionOutcome>) -> ()).Wait()
 
                 running.Clear()
+                log.LogInformation("compactor of {DbPath} (epoch {Epoch}) stopped", ms.DbPath, epoch)
         }
 
     /// Fences the manifest and the compactor state (SPEC §5.8) and returns the compactor.
@@ -527,6 +568,10 @@ type Compactor
 
             // running jobs of the previous compactor go back to Submitted; keep active + latest finished
             do! c.WriteStateAsync ct
+
+            (Logging.create options.LoggerFactory Logging.CompactorCategory)
+                .LogInformation("compactor of {DbPath} started: fenced compactor epoch {Epoch}", dbPath, epoch)
+
             return c
         }
 

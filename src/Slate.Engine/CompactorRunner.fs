@@ -4,6 +4,7 @@ namespace Slate.Engine
 open System
 open System.Threading
 open System.Threading.Tasks
+open Microsoft.Extensions.Logging
 open Slate
 
 /// Entry points of the compactor.
@@ -28,12 +29,20 @@ module CompactorRunner =
         (ct: CancellationToken)
         : Task =
         task {
+            let log = Logging.create options.LoggerFactory Logging.CompactorCategory
+
             try
                 let store = retrying store options
                 let! c = Compactor.StartAsync(store, dbPath, settings, options, None, observer, ct)
                 do! c.RunAsync ct
-            with :? OperationCanceledException when ct.IsCancellationRequested ->
-                ()
+            with
+            | :? OperationCanceledException when ct.IsCancellationRequested -> ()
+            | :? SlateException as e when e.Kind = SlateErrorKind.Closed ->
+                log.LogWarning("compactor of {DbPath} stopped: {Reason}", dbPath, e.Message)
+                Runtime.ExceptionServices.ExceptionDispatchInfo.Throw e
+            | e when not ct.IsCancellationRequested ->
+                log.LogError(e, "compactor of {DbPath} failed: {Error}", dbPath, e.Message)
+                Runtime.ExceptionServices.ExceptionDispatchInfo.Throw e
         }
 
     /// `runWithAsync` without an observer.
@@ -58,6 +67,7 @@ module CompactorRunner =
         (ct: CancellationToken)
         : Task =
         backgroundTask {
+            let log = Logging.create options.LoggerFactory Logging.CompactorCategory
             let mutable go = true
 
             while go && not ct.IsCancellationRequested do
@@ -67,16 +77,21 @@ module CompactorRunner =
                     go <- false
                 with
                 | :? OperationCanceledException -> go <- false
+                // the writer is closing: whatever the call was doing, it was cut short
+                | e when ct.IsCancellationRequested ->
+                    log.LogDebug("embedded compactor of {DbPath} interrupted by close: {Error}", dbPath, e.Message)
+                    go <- false
                 | :? SlateException as e when e.Kind = SlateErrorKind.Closed ->
-                    Diagnostics.Trace.TraceInformation(
-                        "slate: embedded compactor of {0} stopped: {1}",
-                        dbPath,
-                        e.Message
-                    )
-
+                    log.LogWarning("embedded compactor of {DbPath} stopped: {Reason}", dbPath, e.Message)
                     go <- false
                 | e ->
-                    Diagnostics.Trace.TraceError("slate: embedded compactor of {0} failed: {1}", dbPath, e.Message)
+                    log.LogError(
+                        e,
+                        "embedded compactor of {DbPath} failed, restarting in {Delay}: {Error}",
+                        dbPath,
+                        settings.PollInterval,
+                        e.Message
+                    )
 
                     try
                         do! Task.Delay(settings.PollInterval, options.TimeProvider, ct)

@@ -7,6 +7,7 @@ open System.Collections.Generic
 open System.Threading
 open System.Threading.Channels
 open System.Threading.Tasks
+open Microsoft.Extensions.Logging
 open Slate
 open Slate.Model
 
@@ -44,6 +45,7 @@ type private FrozenMemtable(table: Memtable, stamp: uint64, id: Ulid, tracker: S
 type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoch: uint64, initial: StoredManifest) =
     let time = options.TimeProvider
     let sstOptions = DbOptions.sstOptions options
+    let log = Logging.create options.LoggerFactory Logging.DbCategory
 
     let random =
         match options.RandomSeed with
@@ -126,12 +128,23 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     /// Records the first fatal error; every pending and later call fails with it.
     let fail (e: SlateException) =
-        lock stateLock (fun () ->
-            if failure.IsNone then
-                failure <- Some e
-                accepting <- false
-                pulse &durableChanged
-                pulse &unflushedChanged)
+        let first =
+            lock stateLock (fun () ->
+                let first = failure.IsNone
+
+                if first then
+                    failure <- Some e
+                    accepting <- false
+                    pulse &durableChanged
+                    pulse &unflushedChanged
+
+                first)
+
+        if first then
+            if e.Kind = SlateErrorKind.Closed then
+                log.LogWarning("writer of {DbPath} (epoch {Epoch}) stopped: {Reason}", ms.DbPath, epoch, e.Message)
+            else
+                log.LogError(e, "writer of {DbPath} (epoch {Epoch}) failed: {Error}", ms.DbPath, epoch, e.Message)
 
         writes.Writer.TryComplete() |> ignore
         cts.Cancel()
@@ -706,10 +719,16 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
     member internal _.Start() =
         loops <- [ writerLoop (); walLoop (); l0Loop (); pollLoop () ]
-        // embedded garbage collector (stopped by Close through cts; finishes its current pass)
+        // embedded garbage collector (stopped by Close through cts, which also cuts its pass short)
         loops <-
             loops
-            @ Gc.embedded ms.ObjectStore ms.DbPath options.GarbageCollector time cts.Token
+            @ Gc.embedded
+                ms.ObjectStore
+                ms.DbPath
+                options.GarbageCollector
+                time
+                (Logging.create options.LoggerFactory Logging.GcCategory)
+                cts.Token
 
     /// Adds a background service (embedded compactor, GC) stopped by the writer's shutdown token.
     member internal _.AddBackground(start: CancellationToken -> Task) = loops <- loops @ [ start cts.Token ]
@@ -1005,7 +1024,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
 
             match failure with
             | Some e -> raise e
-            | None -> ()
+            | None -> log.LogInformation("writer of {DbPath} (epoch {Epoch}) closed", ms.DbPath, epoch)
         }
 
     interface IAsyncDisposable with
@@ -1173,6 +1192,15 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                             db.Replay([], [], latest.Manifest.WalIdLastSeen)
 
                         db.Start()
+
+                        (Logging.create options.LoggerFactory Logging.DbCategory)
+                            .LogInformation(
+                                "writer of {DbPath} opened (epoch {Epoch}, manifest {ManifestId}, WAL fence {WalId})",
+                                dbPath,
+                                epoch,
+                                latest.Id,
+                                fenceId
+                            )
 
                         match options.Compactor with
                         | Some s -> db.AddBackground(CompactorRunner.runEmbeddedAsync store dbPath s options tables)

@@ -7,6 +7,7 @@ open System
 open System.Collections.Concurrent
 open System.Threading
 open System.Threading.Tasks
+open Microsoft.Extensions.Logging
 open Slate
 open Slate.Model
 
@@ -497,8 +498,9 @@ module Gc =
         }
 
     /// Runs a pass every `settings.Interval` until `stop` is cancelled; a pass in progress when
-    /// `stop` fires finishes first. Each pass's report (or failure) goes to `onPass`. Completes
-    /// normally when stopped.
+    /// `stop` fires is cut short (its store calls and retry waits observe `stop`; deletes already
+    /// made stay made, the rest waits for a later pass) and not reported. Each finished pass's
+    /// report (or failure) goes to `onPass`. Completes normally when stopped.
     let runLoopAsync
         (store: IObjectStore)
         (dbPath: string)
@@ -517,33 +519,73 @@ module Gc =
                     let! outcome =
                         task {
                             try
-                                let! r = runOnceAsync store dbPath settings time CancellationToken.None
-                                return Ok r
-                            with e ->
-                                return Error e
+                                let! r = runOnceAsync store dbPath settings time stop
+                                return Some(Ok r)
+                            with
+                            | :? OperationCanceledException when stop.IsCancellationRequested -> return None
+                            | e -> return Some(Error e)
                         }
 
-                    onPass outcome
+                    outcome |> Option.iter onPass
             with :? OperationCanceledException when stop.IsCancellationRequested ->
                 ()
         }
 
-    /// Trace output of a pass of the embedded collector (failures and failed deletes).
-    let traceOutcome (dbPath: string) (outcome: Result<GcReport, exn>) : unit =
+    /// Logs a pass (category `Slate.Gc`): a summary per pass (Information when anything was
+    /// deleted, expired or failed, else Debug) with the deleted counts per folder, a Warning per
+    /// failed delete, and an Error for a failed pass.
+    let logOutcome (log: ILogger) (dbPath: string) (outcome: Result<GcReport, exn>) : unit =
         match outcome with
         | Ok r ->
-            for key, cause in GcReport.failures r do
-                Diagnostics.Trace.TraceWarning(sprintf "slate gc %s: delete of %s failed: %s" dbPath key cause)
-        | Error e -> Diagnostics.Trace.TraceWarning(sprintf "slate gc %s: pass failed: %s" dbPath e.Message)
+            let count dir =
+                let d = GcReport.directory dir r
+                if r.DryRun then d.WouldDelete.Length else d.Deleted.Length
 
-    /// The embedded collector's loop for a writer: none when `settings` is None.
+            let failures = GcReport.failures r
+
+            let level =
+                if
+                    r.Directories
+                    |> List.exists (fun d -> d.Deleted.Length + d.WouldDelete.Length > 0)
+                    || not r.ExpiredCheckpoints.IsEmpty
+                    || not failures.IsEmpty
+                then
+                    LogLevel.Information
+                else
+                    LogLevel.Debug
+
+            log.Log(
+                level,
+                "GC pass of {DbPath} at manifest {ManifestId}{DryRun}: {Manifests} manifests, {Compactions} compactor states, {Wal} WAL objects, {Compacted} compacted SSTs deleted; {Expired} checkpoints expired; {Failed} deletes failed",
+                dbPath,
+                r.ManifestId,
+                (if r.DryRun then " (dry run: would delete)" else ""),
+                count Paths.ManifestDir,
+                count Paths.CompactionsDir,
+                count Paths.WalDir,
+                count Paths.CompactedDir,
+                r.ExpiredCheckpoints.Length,
+                failures.Length
+            )
+
+            for key, cause in failures do
+                log.LogWarning(
+                    "GC of {DbPath}: delete of {Key} failed (retried next pass): {Error}",
+                    dbPath,
+                    key,
+                    cause
+                )
+        | Error e -> log.LogError(e, "GC pass of {DbPath} failed: {Error}", dbPath, e.Message)
+
+    /// The embedded collector's loop for a writer, logging to `log`: none when `settings` is None.
     let embedded
         (store: IObjectStore)
         (dbPath: string)
         (settings: GcSettings option)
         (time: TimeProvider)
+        (log: ILogger)
         (stop: CancellationToken)
         : Task list =
         match settings with
         | None -> []
-        | Some s -> [ runLoopAsync store dbPath s time (traceOutcome dbPath) stop ]
+        | Some s -> [ runLoopAsync store dbPath s time (logOutcome log dbPath) stop ]

@@ -2,6 +2,8 @@
 namespace Slate.Engine
 
 open System
+open Microsoft.Extensions.Logging
+open Microsoft.Extensions.Logging.Abstractions
 open Slate
 open Slate.Model
 
@@ -120,6 +122,9 @@ type DbOptions =
         Compactor: CompactorSettings option
         /// Embedded garbage collector; None = none.
         GarbageCollector: GcSettings option
+        /// Loggers of the writer (`Slate.Db`), its compactor (`Slate.Compactor`) and GC
+        /// (`Slate.Gc`); `NullLoggerFactory.Instance` = no logging.
+        LoggerFactory: ILoggerFactory
     }
 
 /// Functions over `DbOptions`.
@@ -148,7 +153,8 @@ module DbOptions =
           RandomSeed = None
           ObjectStoreMaxRetries = None
           Compactor = None
-          GarbageCollector = None }
+          GarbageCollector = None
+          LoggerFactory = NullLoggerFactory.Instance }
 
     /// Raises `Invalid` ("invalid configuration: ...") for settings outside SPEC §7.
     let validate (o: DbOptions) : unit =

@@ -15,6 +15,16 @@ type SizeTieredOptions =
         MaxConcurrent: int
     }
 
+/// The sources of a compaction (L0 SSTs newest first, sorted runs highest id first): the key by
+/// which the planner is told to leave a source set alone (a recently failed job).
+type CompactionSources =
+    {
+        /// Source L0 SSTs.
+        SourceL0: Ulid list
+        /// Source sorted runs.
+        SourceRuns: uint32 list
+    }
+
 /// Planning compactions.
 [<RequireQualifiedAccess>]
 module SizeTiered =
@@ -87,13 +97,22 @@ module SizeTiered =
             nextSize > srcSize * opts.SizeRatio
             || List.length (run opts srs n (fun _ _ -> true)) < opts.MaxSources
 
+    /// The sources of a spec.
+    let sourcesOf (s: CompactionSpec) : CompactionSources =
+        { SourceL0 = s.L0
+          SourceRuns = s.SortedRuns }
+
     let private pick
         (opts: SizeTieredOptions)
         (m: Manifest)
         (srs: (SortedRun * float) array)
         (held: Held)
         (l0JobActive: bool)
+        (excluded: Set<CompactionSources>)
         : CompactionSpec option =
+        let isExcluded (l0: Ulid list) (srcRuns: uint32 list) =
+            excluded.Contains { SourceL0 = l0; SourceRuns = srcRuns }
+
         let accept (l0: Ulid list) (srcRuns: uint32 list) (dst: uint32) (srcSize: float) (next: int option) =
             not (conflict held l0 srcRuns dst) && backpressureOk opts srs srcSize next
 
@@ -113,7 +132,10 @@ module SizeTiered =
                 let size = l |> List.sumBy (fun h -> float (sstSize h))
 
                 match CompactionSpec.l0Destination m with
-                | Some dst when accept ids [] dst size (if srs.Length > 0 then Some 0 else None) ->
+                | Some dst when
+                    not (isExcluded ids [])
+                    && accept ids [] dst size (if srs.Length > 0 then Some 0 else None)
+                    ->
                     Some
                         { L0 = ids
                           SortedRuns = []
@@ -146,10 +168,13 @@ module SizeTiered =
 
                         let ids = r |> List.map (fun (sr, _) -> sr.Id)
 
-                        Some
-                            { L0 = []
-                              SortedRuns = ids
-                              Destination = List.last ids }
+                        if isExcluded [] ids then
+                            tryAt (i + 1)
+                        else
+                            Some
+                                { L0 = []
+                                  SortedRuns = ids
+                                  Destination = List.last ids }
                     else
                         tryAt (i + 1)
 
@@ -158,8 +183,15 @@ module SizeTiered =
     /// Proposes new jobs (SPEC §5.9) given the manifest and the jobs of the compactor state (only
     /// Submitted and Running ones count; their destinations are re-resolved against `m`). Adds
     /// proposals while active + proposed < `MaxConcurrent`. Proposals never share a source or
-    /// destination with each other or with active jobs; at most one job holds L0s. Deterministic.
-    let propose (opts: SizeTieredOptions) (m: Manifest) (jobs: Compaction list) : CompactionSpec list =
+    /// destination with each other or with active jobs; at most one job holds L0s; no proposal has
+    /// exactly the sources of an `excluded` set (the planner then looks further, as if that
+    /// candidate did not qualify). Deterministic.
+    let proposeExcluding
+        (opts: SizeTieredOptions)
+        (m: Manifest)
+        (jobs: Compaction list)
+        (excluded: Set<CompactionSources>)
+        : CompactionSpec list =
         let active =
             jobs
             |> List.filter CompactorState.isActive
@@ -177,8 +209,12 @@ module SizeTiered =
             if count >= opts.MaxConcurrent then
                 List.rev acc
             else
-                match pick opts m srs held l0Active with
+                match pick opts m srs held l0Active excluded with
                 | None -> List.rev acc
                 | Some p -> loop (hold held p) (l0Active || CompactionSpec.hasL0 p) (count + 1) (p :: acc)
 
         loop held0 (active |> List.exists CompactionSpec.hasL0) (List.length active) []
+
+    /// `proposeExcluding` with nothing excluded.
+    let propose (opts: SizeTieredOptions) (m: Manifest) (jobs: Compaction list) : CompactionSpec list =
+        proposeExcluding opts m jobs Set.empty

@@ -43,7 +43,8 @@ let allTests =
           TransactionTests.allTests
           CompactorTests.allTests
           GcTests.allTests
-          WatchTests.allTests ]
+          WatchTests.allTests
+          BackgroundTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).
