@@ -135,6 +135,8 @@ module ReaderReplay =
         (ct: CancellationToken)
         : Task<ReaderState> =
         task {
+            tables.Track st.Manifest.Manifest // a clone's SSTs in other databases (SPEC §3)
+
             let! ids =
                 task {
                     match upTo with
