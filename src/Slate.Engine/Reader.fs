@@ -463,6 +463,9 @@ type Reader
             try
                 let! latest = Checkpoints.latestAsync ms ct
 
+                if not latest.Manifest.Initialized then
+                    raise (SlateException.Data(sprintf "%s is not initialized (an unfinished clone)" dbPath))
+
                 let! st, cp =
                     task {
                         match settings.Mode with

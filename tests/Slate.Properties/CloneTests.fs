@@ -211,6 +211,55 @@ let private modelTests =
                   "not a clone"
           }
 
+          test "GC planning never names an SST a manifest lists in external_dbs" {
+              let now = 1_800_000_000_000L
+
+              let old i =
+                  Ulid.create (now - 3_600_000L) 0us (uint64 i)
+
+              let external, own = old 1, old 2
+
+              let obj u =
+                  { Name = ObjectName.Compacted u
+                    Size = 10UL
+                    LastModifiedMs = now - 3_600_000L }
+
+              let m =
+                  { Manifest.initial with
+                      L0LastCompacted = Some(Ulid.create now 0us 9UL)
+                      ExternalDbs =
+                          [ { Path = "src"
+                              SourceCheckpointId = uuidOf 1
+                              FinalCheckpointId = Some(uuidOf 2)
+                              SstIds = [ external ] } ] }
+
+              let job =
+                  { Compaction.submitted
+                        (Ulid.create now 0us 0UL)
+                        { L0 = []
+                          SortedRuns = [ 0u ]
+                          Destination = 0u } with
+                      Status = CompactionStatus.Completed }
+
+              let input: GcInput =
+                  { NowMs = now
+                    MinAgeMs = 0L
+                    Latest = 3UL, m
+                    Checkpointed = []
+                    Manifests = []
+                    Wal = []
+                    Compacted = [ obj external; obj own ]
+                    Compactions = []
+                    CompactorState =
+                      Some
+                          { CompactorState.initial with
+                              Compactions = [ job ] }
+                    WalFenceIds = Set.empty
+                    WalFences = false }
+
+              Expect.equal (GcPlan.plan input).DeleteCompacted [ own ] "the unreferenced own SST only"
+          }
+
           testProp "the WAL ids a clone copies are (replay_after_wal_id, wal_id_last_seen]"
           <| fun (a: byte) (b: byte) ->
               let m =
@@ -546,6 +595,10 @@ let private inputTests =
 
               Expect.stringContains e.Message "not initialized" "says so"
 
+              Eng.expectSlate SlateErrorKind.Data "a reader of an unfinished clone" (fun () ->
+                  Reader.OpenAsync(store, "stuck", Rd.settings, Eng.ct) :> Task)
+              |> ignore
+
               Eng.expectSlate SlateErrorKind.Data "open an unfinished clone" (fun () ->
                   Db.OpenAsync(store, "stuck", Eng.options, Eng.ct) :> Task)
               |> ignore
@@ -737,6 +790,18 @@ let private interopTests =
                       SlateDbNode.Values
                       (entriesOf more)
                       (slateDbReadsRoot root "clone/db" [ "--mode=db" ])
+
+                  // SlateDB 0.12.1's DbReader does not resolve external SSTs (slatedb#1902, fixed
+                  // after 0.12.1), so it reads a clone only once no external SST is left in its tree
+                  let cm = (latest store "clone/db").Manifest
+                  let ext = cm.ExternalDbs |> List.collect (fun e -> e.SstIds) |> Set.ofList
+                  Expect.isFalse (Manifest.allSsts cm |> List.exists (fun h -> ext.Contains h.Id)) "all compacted away"
+
+                  SlateDbNode.expectSame
+                      "SlateDB DbReader after the clone compacted"
+                      SlateDbNode.Values
+                      (entriesOf more)
+                      (slateDbReadsRoot root "clone/db" [])
               finally
                   cleanup root)
 
