@@ -606,54 +606,64 @@ let private inputTests =
 
           testCase "a clone interrupted at any store mutation finishes when re-run with the same inputs" (fun () ->
               let prepared = mem ()
-              let model = smallSource prepared
+              let model = sourceWithWalTail prepared "src" 77
 
               let cp =
                   Eng.await ((admin prepared "src").CreateDetachedCheckpointAsync(Checkpoints.defaultOptions, Eng.ct))
 
-              let cpId = Some(Uuid.toGuid cp.Id)
-              // how many mutations a clean run makes
-              let counting =
-                  FaultInjectingObjectStore(CompactorTests.copyStore prepared, TimeProvider.System)
+              for cpId in [ Some(Uuid.toGuid cp.Id); None ] do
+                  // how many mutations a clean run makes
+                  let counting =
+                      FaultInjectingObjectStore(CompactorTests.copyStore prepared, TimeProvider.System)
 
-              clone counting "clone" "src" cpId |> ignore
-              let mutations = counting.MutationCount
-              Expect.isGreaterThanOrEqual mutations 3L "checkpoint, manifest 1, initialized (and WAL copies)"
+                  clone counting "clone" "src" cpId |> ignore
+                  let mutations = counting.MutationCount
 
-              for n in 1L .. mutations do
-                  for before in [ true; false ] do
-                      let inner = CompactorTests.copyStore prepared
-                      let f = FaultInjectingObjectStore(inner, TimeProvider.System)
-                      f.CrashAtMutation(n, before)
+                  let walCopies =
+                      (latest prepared "src").Manifest |> Clones.walIdsToCopy |> List.length
 
-                      let crashed =
-                          try
-                              clone f "clone" "src" cpId |> ignore
-                              false
-                          with
-                          | :? StoreCrashedException -> true
-                          | :? AggregateException as a when (a.InnerException :? StoreCrashedException) -> true
+                  Expect.equal
+                      mutations
+                      (int64 (walCopies + 3 + (if cpId.IsNone then 1 else 0)))
+                      "(pin checkpoint), manifest 1, final checkpoint, WAL copies, initialized"
 
-                      Expect.isTrue
-                          crashed
-                          (sprintf "mutation %d (%s effect) crashed the run" n (if before then "before" else "after"))
+                  for n in 1L .. mutations do
+                      for before in [ true; false ] do
+                          let inner = CompactorTests.copyStore prepared
+                          let f = FaultInjectingObjectStore(inner, TimeProvider.System)
+                          f.CrashAtMutation(n, before)
 
-                      let m = clone inner "clone" "src" cpId
+                          let label =
+                              sprintf
+                                  "checkpoint %s, crash at mutation %d %s its effect"
+                                  (if cpId.IsSome then "given" else "none")
+                                  n
+                                  (if before then "before" else "after")
 
-                      let label =
-                          sprintf "crash at mutation %d %s its effect" n (if before then "before" else "after")
+                          let crashed =
+                              try
+                                  clone f "clone" "src" cpId |> ignore
+                                  false
+                              with
+                              | :? StoreCrashedException -> true
+                              | :? AggregateException as a when (a.InnerException :? StoreCrashedException) -> true
 
-                      Expect.isTrue m.Manifest.Initialized (label + ": initialized")
-                      let finals = m.Manifest.ExternalDbs |> List.map (fun e -> e.FinalCheckpointId.Value)
+                          Expect.isTrue crashed (label + ": the run crashed")
+                          let m = clone inner "clone" "src" cpId
+                          Expect.isTrue m.Manifest.Initialized (label + ": initialized")
+                          let finals = m.Manifest.ExternalDbs |> List.map (fun e -> e.FinalCheckpointId.Value)
 
-                      Expect.equal
-                          ((latest inner "src").Manifest.Checkpoints
-                           |> List.filter (fun c -> List.contains c.Id finals)
-                           |> List.length)
-                          1
-                          (label + ": exactly one final checkpoint in the source")
+                          Expect.equal
+                              ((latest inner "src").Manifest.Checkpoints
+                               |> List.filter (fun c -> List.contains c.Id finals && c.ExpireTimeS.IsNone)
+                               |> List.length)
+                              1
+                              (label + ": exactly one final checkpoint in the source")
 
-                      Expect.equal (readBoth inner "clone") (Map.toList model) (label + ": contents"))
+                          Expect.equal (readBoth inner "clone") (Map.toList model) (label + ": contents")
+                          let before = (latest inner "clone").Id
+                          let again = clone inner "clone" "src" cpId
+                          Expect.equal again.Id before (label + ": a third run changes nothing"))
 
           testCase
               "the C# facade: SlateAdmin.CreateCloneAsync, then SlateClient and SlateReader on the clone"
