@@ -105,6 +105,21 @@ public sealed class SlateAdmin
     public Task RunGarbageCollectionOnceAsync(GarbageCollectorOptions? options = null, CancellationToken cancellationToken = default) =>
         _admin.RunGarbageCollectionOnceAsync((options ?? new GarbageCollectorOptions()).ToEngine(), cancellationToken);
 
+    /// <summary>Makes the database of this admin a clone of <paramref name="sourcePath"/> (in the same store): it
+    /// shares the source's SSTs in place and copies its WAL tail. The clone starts from
+    /// <paramref name="sourceCheckpoint"/> of the source, or from a new checkpoint of its latest state. Re-running an
+    /// interrupted clone with the same arguments finishes it. Same path, or another database already at this path →
+    /// Invalid; no source manifest or an unknown checkpoint → Data.</summary>
+    /// <param name="sourcePath">Path of the source database inside the store.</param>
+    /// <param name="sourceCheckpoint">A checkpoint of the source, or null for its latest state.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    /// <returns>A task.</returns>
+    public Task CreateCloneAsync(string sourcePath, Guid? sourceCheckpoint = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sourcePath);
+        return _admin.CreateCloneAsync(sourcePath, sourceCheckpoint.HasValue ? FSharpOption<Guid>.Some(sourceCheckpoint.Value) : FSharpOption<Guid>.None, cancellationToken);
+    }
+
     /// <summary>Runs the standalone compactor until <paramref name="cancellationToken"/> is cancelled; then the task
     /// completes normally. It fences any older compactor of this database. Merge rows are combined with
     /// <see cref="CompactorOptions.MergeOperator"/>; without one, jobs over merge rows fail (logged, retried after a

@@ -1,5 +1,5 @@
 /// `slate --store <url> --path <db> <command>`: put, get, delete, scan, manifest, manifests and
-/// checkpoints create|list|refresh|delete (API.md "Command line"). Human tables by default,
+/// checkpoints create|list|refresh|delete, clone (API.md "Command line"). Human tables by default,
 /// `--json` (one JSON object per line) for machines.
 module Slate.Cli.Commands
 
@@ -14,7 +14,14 @@ open Slate.Engine
 
 /// The commands this module runs.
 let names: string list =
-    [ "put"; "get"; "delete"; "scan"; "manifest"; "manifests"; "checkpoints" ]
+    [ "put"
+      "get"
+      "delete"
+      "scan"
+      "manifest"
+      "manifests"
+      "checkpoints"
+      "clone" ]
 
 /// Usage text of these commands.
 let usage =
@@ -31,6 +38,8 @@ let usage =
   checkpoints list [--name N]
   checkpoints refresh --id ID [--lifetime S]   (no --lifetime: never expires)
   checkpoints delete --id ID
+  clone <source-path> [--checkpoint ID]   make --path a clone of <source-path> (same store),
+                                         at that source checkpoint or at its latest state
   gc [--dry-run] [--min-age 5m] [--wal-fences]   one garbage-collection pass
   compactor                              standalone compactor until Ctrl-C
   watch [--interval 1s] [--count N] [--until-l0 N]
@@ -50,6 +59,7 @@ let private valued =
           "--lifetime"
           "--name"
           "--source"
+          "--checkpoint"
           "--merge-operator" ]
 
 type private Parsed =
@@ -434,6 +444,40 @@ let private execute (store: IObjectStore) (path: string) (p: Parsed) (out: TextW
                 out.WriteLine(sprintf "deleted checkpoint %s" id)
 
             0
+    | [ "clone"; source ] ->
+        let m =
+            wait ((admin ()).CreateCloneAsync(source, opt "--checkpoint" |> Option.map guid, ct))
+
+        let sources = m.Manifest.ExternalDbs
+
+        if asJson then
+            json
+                out
+                {| clone = path
+                   source = source
+                   manifest_id = m.Id
+                   external_dbs =
+                    sources
+                    |> List.map (fun e ->
+                        {| path = e.Path
+                           source_checkpoint_id = Uuid.toString e.SourceCheckpointId
+                           final_checkpoint_id = e.FinalCheckpointId |> Option.map Uuid.toString |> Option.toObj
+                           sst_count = e.SstIds.Length |}) |}
+        else
+            out.WriteLine(sprintf "%s is a clone of %s (manifest %d)" path source m.Id)
+
+            for e in sources do
+                out.WriteLine(
+                    sprintf
+                        "  external %s  source checkpoint %s  final checkpoint %s  %d SSTs"
+                        e.Path
+                        (Uuid.toString e.SourceCheckpointId)
+                        (e.FinalCheckpointId |> Option.map Uuid.toString |> Option.defaultValue "-")
+                        e.SstIds.Length
+                )
+
+        0
+    | "clone" :: _ -> raise (Usage "clone needs exactly one <source-path>")
     | words -> raise (Usage(sprintf "unknown command: %s" (String.concat " " words)))
 
 /// Runs a command line of this module, writing to `out` and `err`; returns the exit code

@@ -59,19 +59,36 @@ type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, ran
                 return List.ofSeq acc
             })
 
-    /// Sizes in bytes of the compacted SSTs present, by ULID (one listing).
+    /// Sizes in bytes of the compacted SSTs present, by ULID (one listing; for a clone also one
+    /// per external database, keeping the SSTs the latest manifest lists there).
     member _.SstSizesAsync(ct: CancellationToken) : Task<Map<Ulid, int64>> =
         wrap "listing SSTs" (fun () ->
             task {
-                let! items = Store.listParsedAsync store dbPath Paths.CompactedDir ct
+                let sizes (path: string) (keep: Ulid -> bool) =
+                    task {
+                        let! items = Store.listParsedAsync store path Paths.CompactedDir ct
 
-                return
-                    items
-                    |> List.choose (fun (n, m) ->
-                        match n with
-                        | ObjectName.Compacted id -> Some(id, m.Size)
-                        | _ -> None)
-                    |> Map.ofList
+                        return
+                            items
+                            |> List.choose (fun (n, m) ->
+                                match n with
+                                | ObjectName.Compacted id when keep id -> Some(id, m.Size)
+                                | _ -> None)
+                    }
+
+                let! own = sizes dbPath (fun _ -> true)
+                let! latest = ms.ReadLatestAsync ct
+                let acc = ResizeArray(own)
+
+                match latest with
+                | Some m when not m.Manifest.ExternalDbs.IsEmpty ->
+                    for e in m.Manifest.ExternalDbs do
+                        let ids = Set.ofList e.SstIds
+                        let! ext = sizes e.Path ids.Contains
+                        acc.AddRange ext
+                | _ -> ()
+
+                return Map.ofSeq acc
             })
 
     /// Checkpoints of the latest manifest (all, or those with exactly this name); empty when the
@@ -111,6 +128,16 @@ type Admin private (store: IObjectStore, dbPath: string, time: TimeProvider, ran
                 return ()
             })
         :> Task
+
+    /// Makes this database a clone of `sourcePath` (SPEC §5.15) at checkpoint `sourceCheckpoint`
+    /// of the source (a new 5-minute checkpoint of its latest manifest when None). Re-running an
+    /// interrupted clone with the same inputs finishes it; an already finished one is left as it is.
+    /// Same path or another database already here → `Invalid`; no source manifest or unknown
+    /// checkpoint → `Data`. Returns the clone's manifest.
+    member _.CreateCloneAsync
+        (sourcePath: string, sourceCheckpoint: Guid option, ct: CancellationToken)
+        : Task<StoredManifest> =
+        wrap "creating a clone" (fun () -> Clone.createAsync store dbPath sourcePath sourceCheckpoint time random ct)
 
     /// One garbage-collection pass (SPEC §5.12) in the foreground; failed deletes are in the
     /// report (and retried by the next pass).

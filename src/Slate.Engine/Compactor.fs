@@ -551,6 +551,7 @@ type Compactor
                     | None -> raise (SlateException.Data "compactor state is missing")
 
             let (id, s) = st.Value
+            tables.Track cur.Manifest // a clone's SSTs in other databases (SPEC §3)
 
             let c =
                 new Compactor(

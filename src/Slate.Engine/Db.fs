@@ -1169,6 +1169,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                             | None -> raise (SlateException.Data "failed to find latest manifest")
 
                         // 5. replay the WAL (replay_after_wal_id, F]
+                        tables.Track latest.Manifest // a clone's SSTs in other databases (SPEC §3)
                         let db = new Db(ms, tables, options, epoch, latest)
 
                         if fenceId > 0UL then

@@ -58,6 +58,7 @@ module Inspector =
                         )
 
                 let tables = TableStore(store, dbPath, 4096, 1024)
+                tables.Track m.Manifest
                 let! listed = Store.listParsedAsync store dbPath Paths.WalDir ct
 
                 let present =

@@ -135,6 +135,8 @@ module ReaderReplay =
         (ct: CancellationToken)
         : Task<ReaderState> =
         task {
+            tables.Track st.Manifest.Manifest // a clone's SSTs in other databases (SPEC §3)
+
             let! ids =
                 task {
                     match upTo with
@@ -460,6 +462,9 @@ type Reader
 
             try
                 let! latest = Checkpoints.latestAsync ms ct
+
+                if not latest.Manifest.Initialized then
+                    raise (SlateException.Data(sprintf "%s is not initialized (an unfinished clone)" dbPath))
 
                 let! st, cp =
                     task {

@@ -3,6 +3,7 @@
 namespace Slate.Engine
 
 open System
+open System.Collections.Concurrent
 open System.Threading
 open System.Threading.Tasks
 open BitFaster.Caching.Lru
@@ -12,10 +13,13 @@ open Slate.Model
 /// An SST opened for reading: its object key, metadata (index) and bloom filter.
 type OpenSst =
     {
-        /// Object key, for messages.
+        /// Object key (in the owning database: this one, or an external one of a clone).
         Key: string
-        /// The ULID (cache key) or, for WAL SSTs, None.
+        /// The SST's ULID.
         Id: Ulid
+        /// Where it lives: 0 = this database, else the ordinal of the external database path
+        /// (part of every cache key, with the ULID).
+        Location: int
         /// Info, format version and index.
         Meta: SstMeta
         /// Bloom data, when the SST has a filter.
@@ -23,17 +27,35 @@ type OpenSst =
     }
 
 /// SST reads and writes with caches. Thread-safe.
+/// SSTs of a clone live in other databases (SPEC §3): `Track` registers the `external_dbs` of
+/// every manifest the store serves, and `KeyOf` resolves an SST id to its owner's `compacted/`.
 type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, metaCacheEntries: int) =
     let blockCache =
         if blockCacheEntries > 0 then
-            Some(ConcurrentLru<struct (Ulid * int), RowEntry[]>(blockCacheEntries))
+            Some(ConcurrentLru<struct (Ulid * int * int), RowEntry[]>(blockCacheEntries))
         else
             None
 
-    let metaCache = ConcurrentLru<Ulid, OpenSst>(max 16 metaCacheEntries)
+    let metaCache = ConcurrentLru<struct (Ulid * int), OpenSst>(max 16 metaCacheEntries)
 
-    let keyOf (id: Ulid) =
-        Paths.key dbPath (ObjectName.Compacted id)
+    // external SST id -> location ordinal (≥ 1); ordinal -> database path. Only grows: an id names
+    // one object for ever (ULIDs are unique), so an entry stays right after the manifest moved on.
+    let externalIds = ConcurrentDictionary<Ulid, int>()
+    let locations = ConcurrentDictionary<string, int>(StringComparer.Ordinal)
+    let paths = ConcurrentDictionary<int, string>()
+    let gate = obj ()
+
+    let locationOf (id: Ulid) : int =
+        match externalIds.TryGetValue id with
+        | true, loc -> loc
+        | _ -> 0
+
+    let pathOf (loc: int) : string = if loc = 0 then dbPath else paths[loc]
+
+    let keyAt (loc: int) (id: Ulid) : string =
+        Paths.key (pathOf loc) (ObjectName.Compacted id)
+
+    let keyOf (id: Ulid) = keyAt (locationOf id) id
 
     let getRange (key: string) (o: uint64) (l: uint64) (ct: CancellationToken) : Task<byte[]> =
         task {
@@ -55,13 +77,46 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
     /// The object store.
     member _.ObjectStore: IObjectStore = store
 
-    /// The object key of a compacted SST.
+    /// The object key of a compacted SST: in the owning external database when a tracked manifest
+    /// lists it in `external_dbs`, else in this database.
     member _.KeyOf(id: Ulid) : string = keyOf id
+
+    /// Registers the external SSTs of a manifest this store will serve SSTs of (cheap when it has
+    /// no `external_dbs`). Call it for every manifest before reading its SSTs.
+    member _.Track(m: Manifest) : unit =
+        if not m.ExternalDbs.IsEmpty then
+            for (id, path) in Clones.externalSsts m do
+                let p = Paths.normalizeDbPath path
+
+                if p = Paths.normalizeDbPath dbPath then
+                    raise (
+                        SlateException.Data(
+                            sprintf "manifest of %s lists its own path as an external database (SST %O)" dbPath id
+                        )
+                    )
+
+                let loc =
+                    match locations.TryGetValue p with
+                    | true, l -> l
+                    | _ ->
+                        lock gate (fun () ->
+                            match locations.TryGetValue p with
+                            | true, l -> l
+                            | _ ->
+                                let l = locations.Count + 1
+                                paths[l] <- p
+                                locations[p] <- l
+                                l)
+
+                externalIds[id] <- loc
+
+    /// True when `id` is a tracked external SST (owned by another database).
+    member _.IsExternal(id: Ulid) : bool = externalIds.ContainsKey id
 
     /// Uploads a compacted SST (create-if-absent).
     member _.WriteCompactedAsync(id: Ulid, sst: BuiltSst, ct: CancellationToken) : Task =
         task {
-            let key = keyOf id
+            let key = keyAt 0 id
 
             try
                 let! created = Store.tryCreateAsync store key sst.Bytes ct
@@ -74,7 +129,7 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
 
     /// The opened SST when it is in the metadata cache.
     member _.TryGetOpen(handle: SstHandle) : OpenSst option =
-        match metaCache.TryGet handle.Id with
+        match metaCache.TryGet(struct (handle.Id, locationOf handle.Id)) with
         | true, s -> Some s
         | _ -> None
 
@@ -82,10 +137,12 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
     /// index and filter by range (cached).
     member _.OpenAsync(handle: SstHandle, ct: CancellationToken) : Task<OpenSst> =
         task {
-            match metaCache.TryGet handle.Id with
+            let loc = locationOf handle.Id
+
+            match metaCache.TryGet(struct (handle.Id, loc)) with
             | true, s -> return s
             | _ ->
-                let key = keyOf handle.Id
+                let key = keyAt loc handle.Id
                 let info = handle.Info
                 let! indexBytes = getRange key info.IndexOffset info.IndexLen ct
                 let index = Sst.decodeIndex info (ReadOnlySpan indexBytes) |> Failures.orData key
@@ -102,13 +159,14 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
                 let s =
                     { Key = key
                       Id = handle.Id
+                      Location = loc
                       Meta =
                         { Info = info
                           FormatVersion = handle.FormatVersion
                           Index = index }
                       Filter = filter }
 
-                metaCache.AddOrUpdate(handle.Id, s)
+                metaCache.AddOrUpdate(struct (handle.Id, loc), s)
                 return s
         }
 
@@ -131,7 +189,7 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
             let cached =
                 match blockCache with
                 | Some c ->
-                    match c.TryGet(struct (sst.Id, i)) with
+                    match c.TryGet(struct (sst.Id, sst.Location, i)) with
                     | true, rows -> Some rows
                     | _ -> None
                 | None -> None
@@ -146,7 +204,7 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
                     Sst.decodeBlock sst.Meta i (ReadOnlySpan bytes) |> Failures.orData sst.Key
 
                 match blockCache with
-                | Some c when cache -> c.AddOrUpdate(struct (sst.Id, i), rows)
+                | Some c when cache -> c.AddOrUpdate(struct (sst.Id, sst.Location, i), rows)
                 | _ -> ()
 
                 return rows
@@ -156,7 +214,7 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
     member _.TryGetCachedBlock(sst: OpenSst, i: int) : RowEntry[] option =
         match blockCache with
         | Some c ->
-            match c.TryGet(struct (sst.Id, i)) with
+            match c.TryGet(struct (sst.Id, sst.Location, i)) with
             | true, rows -> Some rows
             | _ -> None
         | None -> None
@@ -180,7 +238,7 @@ type TableStore(store: IObjectStore, dbPath: string, blockCacheEntries: int, met
                            |> Failures.orData sst.Key
 
                        match blockCache with
-                       | Some c when cache -> c.AddOrUpdate(struct (sst.Id, i), rows)
+                       | Some c when cache -> c.AddOrUpdate(struct (sst.Id, sst.Location, i), rows)
                        | _ -> ()
 
                        rows |]

@@ -205,10 +205,13 @@ module GcPlan =
             match cutoff with
             | None -> []
             | Some cut ->
+                // ids a clone's manifest lists in `external_dbs` belong to other databases: never
+                // candidates here, even if an object of that name were listed (SPEC §5.15)
                 let referenced =
                     latest :: (i.Checkpointed |> List.map snd)
-                    |> List.collect Manifest.allSsts
-                    |> List.map (fun h -> h.Id)
+                    |> List.collect (fun m ->
+                        (Manifest.allSsts m |> List.map (fun h -> h.Id))
+                        @ (m.ExternalDbs |> List.collect (fun e -> e.SstIds)))
                     |> Set.ofList
 
                 i.Compacted

@@ -44,7 +44,8 @@ let allTests =
           CompactorTests.allTests
           GcTests.allTests
           WatchTests.allTests
-          BackgroundTests.allTests ]
+          BackgroundTests.allTests
+          CloneTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).
