@@ -42,6 +42,7 @@ let allTests =
           AdminTests.allTests
           TransactionTests.allTests
           CompactorTests.allTests
+          CompactionInteropTests.allTests
           GcTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
