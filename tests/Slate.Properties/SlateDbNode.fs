@@ -436,36 +436,84 @@ let planWrites (plan: Plan) : int =
         | PlanStep.Flush _
         | PlanStep.WaitFile _ -> 0)
 
+/// A `slatedb-write.mjs` process running in the background.
+[<NoComparison; NoEquality>]
+type BackgroundWriter =
+    {
+        Process: Process
+        /// Completes when the process exits (or fails when it is still running after the timeout).
+        Result: Task<ProcResult>
+    }
+
+/// Kills a background writer's process tree (a crash of SlateDB) and waits for it to exit.
+let killWriter (w: BackgroundWriter) : unit =
+    if not w.Process.HasExited then
+        w.Process.Kill true
+
+    w.Result.ContinueWith(fun (_: Task<ProcResult>) -> ()).Wait(TimeSpan.FromSeconds 60.0)
+    |> ignore
+
 /// Starts `slatedb-write.mjs` on a local database in the background (killed after `timeout`);
 /// skips the test (fails on CI) when the binding is missing. Finish with `finishWriter`.
-let startWriter (root: string) (dbPath: string) (plan: Plan) (timeout: TimeSpan) : Task<ProcResult> =
+let startWriter (root: string) (dbPath: string) (plan: Plan) (timeout: TimeSpan) : BackgroundWriter =
     let dir = requireBinding ()
-    let json = planToJson plan
 
-    Task.Run(fun () -> run "node" [ writerScript (); root; dbPath ] [ "SLATEDB_UNIFFI_DIR", dir ] (Some json) timeout)
+    let psi =
+        ProcessStartInfo(
+            "node",
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false
+        )
 
-/// Polls `cond` (every 100 ms) while a background writer runs; fails with the writer's stderr when it
-/// exits first, or naming `what` after `seconds`.
-let waitWhileWriting (writer: Task<ProcResult>) (seconds: float) (what: string) (cond: unit -> bool) : unit =
+    [ writerScript (); root; dbPath ] |> List.iter psi.ArgumentList.Add
+    psi.Environment["SLATEDB_UNIFFI_DIR"] <- dir
+    let p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+
+    let result =
+        task {
+            do! p.StandardInput.WriteAsync(planToJson plan)
+            p.StandardInput.Close()
+
+            try
+                do! p.WaitForExitAsync().WaitAsync(timeout)
+            with :? TimeoutException ->
+                p.Kill true
+                failwithf "slatedb-write.mjs: no exit after %.0f s (killed)" timeout.TotalSeconds
+
+            let! o = out
+            let! e = err
+
+            return { Code = p.ExitCode; Out = o; Err = e }
+        }
+
+    { Process = p; Result = result }
+
+/// Polls `cond` (every `pollMs`) while a background writer runs; fails with the writer's stderr when
+/// it exits first, or naming `what` after `seconds`.
+let waitWhileWriting (writer: BackgroundWriter) (pollMs: int) (seconds: float) (what: string) (cond: unit -> bool) =
     let sw = Stopwatch.StartNew()
 
     let rec loop () =
         if cond () then
             ()
-        elif writer.IsCompleted then
-            let r = writer.GetAwaiter().GetResult()
+        elif writer.Result.IsCompleted then
+            let r = writer.Result.GetAwaiter().GetResult()
             failtestf "slatedb-write.mjs exited (%d) before %s:\n%s" r.Code what r.Err
         elif sw.Elapsed.TotalSeconds > seconds then
             failtestf "%s did not happen within %.0f s" what seconds
         else
-            Thread.Sleep 100
+            Thread.Sleep pollMs
             loop ()
 
     loop ()
 
 /// Waits for a background writer; fails the test with its stderr on a non-zero exit. Returns stdout.
-let finishWriter (writer: Task<ProcResult>) : string =
-    let r = await "slatedb-write.mjs" writer
+let finishWriter (writer: BackgroundWriter) : string =
+    let r = await "slatedb-write.mjs" writer.Result
 
     if r.Code <> 0 then
         failtestf "slatedb-write.mjs failed (exit %d):\n%s" r.Code r.Err
@@ -475,9 +523,11 @@ let finishWriter (writer: Task<ProcResult>) : string =
 /// Creates `marker` (releasing a writer blocked in `wait_file`) and waits up to 60 s for the
 /// writer's process to end, without inspecting its outcome: for `finally` blocks, so that a failed
 /// test leaves no SlateDB process writing into a folder being deleted.
-let releaseWriter (marker: string) (writer: Task<ProcResult>) : unit =
+let releaseWriter (marker: string) (writer: BackgroundWriter) : unit =
     if not (File.Exists marker) then
         File.WriteAllText(marker, "")
 
-    writer.ContinueWith(fun (_: Task<ProcResult>) -> ()).Wait(TimeSpan.FromSeconds 60.0)
+    writer.Result.ContinueWith(fun (_: Task<ProcResult>) -> ()).Wait(TimeSpan.FromSeconds 60.0)
     |> ignore
+
+    writer.Process.Dispose()
