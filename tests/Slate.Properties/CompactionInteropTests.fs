@@ -428,88 +428,90 @@ let private alternatingTest =
 
 // ------------------------------------------------------------------ SlateDB crashes mid-compaction
 
-let private takeoverTest =
-    test "SlateDB killed in the middle of a compaction: Slate's compactor resumes SlateDB's job from its state file" {
-        let root = tempDir "compaction-takeover"
+/// One attempt: false when SlateDB committed its job before the kill landed (a race the caller
+/// retries); else every check of the takeover ran.
+let private takeoverAttempt (attempt: int) : bool =
+    let root = tempDir (sprintf "compaction-takeover-%d" attempt)
+
+    try
+        let store = LocalFileObjectStore(root) :> IObjectStore
+        let cs = CompactorStateStore(store, "db")
+        let path = "db"
+
+        let s =
+            { settings with
+                MinCompactionSources = 2 }
+
+        // Slate: a base compacted into SR 0, no L0 left
+        let db = openDb store path options
+        let mutable model = load db 300 1 Map.empty
+        awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+        let c1 = startCompactor store path s options
+        awaitU (c1.DrainAsync ct)
+        Expect.isGreaterThan c1.CompletedCount 0 "Slate compacted its base"
+        awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
+        let slateM = (latest store path).Manifest
+        Expect.isEmpty slateM.L0 "no L0 left by Slate"
+        Expect.equal (slateM.Compacted |> List.map (fun sr -> sr.Id)) [ 0u ] "Slate made SR 0"
+
+        // SlateDB: four ~1 MiB L0s; its compactor starts one L0 job once all four exist
+        let rnd = Random 11
+
+        let value () =
+            String(Array.init 1000 (fun _ -> char (int 'a' + rnd.Next 26)))
+
+        let chunks =
+            [ for _ in 1..4 -> [ for _ in 1..5 -> [ for _ in 1..200 -> sprintf "k%05d" (rnd.Next 3000), value () ] ] ]
+
+        for chunk in chunks do
+            for batch in chunk do
+                for k, v in batch do
+                    model <- Map.add k v model
+
+        let marker = Path.Combine(root, "never")
+
+        let plan =
+            { ConcatMerge = false
+              Settings =
+                [ "compactor_options.poll_interval", "\"50ms\""
+                  "compactor_options.max_sst_size", "4096"
+                  "compactor_options.scheduler_options.min_compaction_sources", "\"4\"" ]
+              Steps =
+                [ for chunk in chunks do
+                      for batch in chunk do
+                          yield PlanStep.Batch [ for k, v in batch -> PlanWrite.Put(utf8 k, utf8 v, None) ]
+
+                      yield PlanStep.Flush "memtable"
+                  yield PlanStep.WaitFile(marker, 90_000) ] }
+
+        let writer = startWriter root path plan (TimeSpan.FromSeconds 120.0)
+        let mutable running: (uint64 * Compaction) option = None
 
         try
-            let store = LocalFileObjectStore(root) :> IObjectStore
-            let cs = CompactorStateStore(store, "db")
-            let path = "db"
+            waitWhileWriting writer 5 90.0 "a Running job in SlateDB's compactor state" (fun () ->
+                match await (cs.ReadLatestAsync ct) with
+                | Some(_, st) when st.CompactorEpoch > slateM.CompactorEpoch ->
+                    match st.Compactions |> List.tryFind (fun j -> j.Status = CompactionStatus.Running) with
+                    | Some j ->
+                        running <- Some(st.CompactorEpoch, j)
+                        true
+                    | None -> false
+                | _ -> false)
+        finally
+            killWriter writer
+            writer.Process.Dispose()
 
-            let s =
-                { settings with
-                    MinCompactionSources = 2 }
+        let dbEpoch, job = running.Value
+        let crashed = (latest store path).Manifest
+        Expect.equal crashed.CompactorEpoch dbEpoch "the state's epoch is SlateDB's compactor epoch"
+        Expect.equal job.Spec.SortedRuns [] "SlateDB's job reads L0 only"
+        Expect.equal job.Spec.L0.Length 4 "SlateDB's job reads the four L0s"
 
-            // Slate: a base compacted into SR 0, no L0 left
-            let db = openDb store path options
-            let mutable model = load db 300 1 Map.empty
-            awaitU (db.FlushAsync(FlushKind.MemTable, ct))
-            let c1 = startCompactor store path s options
-            awaitU (c1.DrainAsync ct)
-            Expect.isGreaterThan c1.CompletedCount 0 "Slate compacted its base"
-            awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
-            let slateM = (latest store path).Manifest
-            Expect.isEmpty slateM.L0 "no L0 left by Slate"
-            Expect.equal (slateM.Compacted |> List.map (fun sr -> sr.Id)) [ 0u ] "Slate made SR 0"
-
-            // SlateDB: four ~1 MiB L0s; its compactor starts one L0 job once all four exist
-            let rnd = Random 11
-
-            let value () =
-                String(Array.init 1000 (fun _ -> char (int 'a' + rnd.Next 26)))
-
-            let chunks =
-                [ for _ in 1..4 -> [ for _ in 1..5 -> [ for _ in 1..200 -> sprintf "k%05d" (rnd.Next 3000), value () ] ] ]
-
-            for chunk in chunks do
-                for batch in chunk do
-                    for k, v in batch do
-                        model <- Map.add k v model
-
-            let marker = Path.Combine(root, "never")
-
-            let plan =
-                { ConcatMerge = false
-                  Settings =
-                    [ "compactor_options.poll_interval", "\"50ms\""
-                      "compactor_options.max_sst_size", "4096"
-                      "compactor_options.scheduler_options.min_compaction_sources", "\"4\"" ]
-                  Steps =
-                    [ for chunk in chunks do
-                          for batch in chunk do
-                              yield PlanStep.Batch [ for k, v in batch -> PlanWrite.Put(utf8 k, utf8 v, None) ]
-
-                          yield PlanStep.Flush "memtable"
-                      yield PlanStep.WaitFile(marker, 90_000) ] }
-
-            let writer = startWriter root path plan (TimeSpan.FromSeconds 120.0)
-            let mutable running: (uint64 * Compaction) option = None
-
-            try
-                waitWhileWriting writer 5 90.0 "a Running job in SlateDB's compactor state" (fun () ->
-                    match await (cs.ReadLatestAsync ct) with
-                    | Some(_, st) when st.CompactorEpoch > slateM.CompactorEpoch ->
-                        match st.Compactions |> List.tryFind (fun j -> j.Status = CompactionStatus.Running) with
-                        | Some j ->
-                            running <- Some(st.CompactorEpoch, j)
-                            true
-                        | None -> false
-                    | _ -> false)
-            finally
-                killWriter writer
-                writer.Process.Dispose()
-
-            let dbEpoch, job = running.Value
-            let crashed = (latest store path).Manifest
-            Expect.equal crashed.CompactorEpoch dbEpoch "the state's epoch is SlateDB's compactor epoch"
-            Expect.equal job.Spec.SortedRuns [] "SlateDB's job reads L0 only"
-            Expect.equal job.Spec.L0.Length 4 "SlateDB's job reads the four L0s"
-
-            Expect.equal
-                (crashed.L0 |> List.map (fun h -> h.Id))
-                job.Spec.L0
-                "killed before its commit: the job's sources are the manifest's L0 (newest first)"
+        if (crashed.L0 |> List.map (fun h -> h.Id)) <> job.Spec.L0 then
+            printfn "compaction takeover attempt %d: SlateDB committed job %A before the kill" attempt job.Id
+            false
+        else
+            // killed before its commit: the job's sources are the manifest's L0 (newest first)
 
             // Slate: the job is reset to Submitted, validated (destination recomputed: SR 1) and run
             let reports = Collections.Concurrent.ConcurrentQueue<CompactionReport>()
@@ -541,8 +543,16 @@ let private takeoverTest =
             // in place (the test ends here): the copy the reader makes by default costs seconds
             let scan = node (readerScript ()) [ root; path; "--in-place" ] None |> parseScan
             Expect.equal (scan |> List.map (fun e -> e.Key, e.Value)) (hexModel model) "SlateDB reads the model"
-        finally
-            cleanup root
+            true
+    finally
+        cleanup root
+
+let private takeoverTest =
+    test "SlateDB killed in the middle of a compaction: Slate's compactor resumes SlateDB's job from its state file" {
+        // the kill must land between SlateDB's Running state and its commit (a window of a
+        // fraction of a second); a miss is retried on a fresh database
+        let caught = Seq.init 3 id |> Seq.exists takeoverAttempt
+        Expect.isTrue caught "in 3 attempts the kill never landed before SlateDB's commit"
     }
 
 let allTests =
