@@ -45,7 +45,8 @@ let allTests =
           GcTests.allTests
           WatchTests.allTests
           BackgroundTests.allTests
-          CloneTests.allTests ]
+          CloneTests.allTests
+          CompactionInteropTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).

@@ -334,3 +334,200 @@ let expectSame (label: string) (check: Check) (expected: Entry list) (actual: En
                 counts
 
     walk 0 expected actual
+
+// ------------------------------------------------------------------ writer plans (slatedb-write.mjs)
+
+/// One write of a `slatedb-write.mjs` plan.
+[<RequireQualifiedAccess>]
+type PlanWrite =
+    | Put of key: byte[] * value: byte[] * ttlMs: int64 option
+    | Delete of key: byte[]
+    | Merge of key: byte[] * value: byte[]
+
+/// One step of a `slatedb-write.mjs` plan.
+[<RequireQualifiedAccess>]
+type PlanStep =
+    | Write of PlanWrite
+    | Batch of PlanWrite list
+    /// "wal" or "memtable".
+    | Flush of kind: string
+    /// Holds SlateDB open until the (local) file exists; an error after `timeoutMs`.
+    | WaitFile of path: string * timeoutMs: int
+
+/// A `slatedb-write.mjs` plan: the concat merge operator or none, Settings overrides (name, raw
+/// JSON value; dotted names reach nested fields), and the steps.
+type Plan =
+    { ConcatMerge: bool
+      Settings: (string * string) list
+      Steps: PlanStep list }
+
+/// The plan as the JSON `slatedb-write.mjs` reads.
+let planToJson (plan: Plan) : string =
+    use ms = new MemoryStream()
+
+    (use w = new Utf8JsonWriter(ms)
+
+     let write (o: PlanWrite) =
+         w.WriteStartObject()
+
+         match o with
+         | PlanWrite.Put(k, v, ttl) ->
+             w.WriteString("op", "put")
+             w.WriteString("key", Bytes.toHex k)
+             w.WriteString("value", Bytes.toHex v)
+             ttl |> Option.iter (fun t -> w.WriteNumber("ttl_ms", t))
+         | PlanWrite.Delete k ->
+             w.WriteString("op", "delete")
+             w.WriteString("key", Bytes.toHex k)
+         | PlanWrite.Merge(k, v) ->
+             w.WriteString("op", "merge")
+             w.WriteString("key", Bytes.toHex k)
+             w.WriteString("value", Bytes.toHex v)
+
+         w.WriteEndObject()
+
+     w.WriteStartObject()
+
+     if plan.ConcatMerge then
+         w.WriteString("merge", "concat")
+
+     w.WriteStartObject "settings"
+
+     for name, json in plan.Settings do
+         w.WritePropertyName name
+         w.WriteRawValue json
+
+     w.WriteEndObject()
+     w.WriteStartArray "steps"
+
+     for s in plan.Steps do
+         match s with
+         | PlanStep.Write o -> write o
+         | PlanStep.Batch ops ->
+             w.WriteStartObject()
+             w.WriteString("op", "batch")
+             w.WriteStartArray "ops"
+             List.iter write ops
+             w.WriteEndArray()
+             w.WriteEndObject()
+         | PlanStep.Flush kind ->
+             w.WriteStartObject()
+             w.WriteString("op", "flush")
+             w.WriteString("kind", kind)
+             w.WriteEndObject()
+         | PlanStep.WaitFile(path, timeoutMs) ->
+             w.WriteStartObject()
+             w.WriteString("op", "wait_file")
+             w.WriteString("path", path)
+             w.WriteNumber("timeout_ms", timeoutMs)
+             w.WriteEndObject()
+
+     w.WriteEndArray()
+     w.WriteEndObject())
+
+    Encoding.UTF8.GetString(ms.ToArray())
+
+/// Number of steps that write (each takes one sequence number in SlateDB).
+let planWrites (plan: Plan) : int =
+    plan.Steps
+    |> List.sumBy (function
+        | PlanStep.Write _
+        | PlanStep.Batch _ -> 1
+        | PlanStep.Flush _
+        | PlanStep.WaitFile _ -> 0)
+
+/// A `slatedb-write.mjs` process running in the background.
+[<NoComparison; NoEquality>]
+type BackgroundWriter =
+    {
+        Process: Process
+        /// Completes when the process exits (or fails when it is still running after the timeout).
+        Result: Task<ProcResult>
+    }
+
+/// Kills a background writer's process tree (a crash of SlateDB) and waits for it to exit.
+let killWriter (w: BackgroundWriter) : unit =
+    if not w.Process.HasExited then
+        w.Process.Kill true
+
+    w.Result.ContinueWith(fun (_: Task<ProcResult>) -> ()).Wait(TimeSpan.FromSeconds 60.0)
+    |> ignore
+
+/// Starts `slatedb-write.mjs` on a local database in the background (killed after `timeout`);
+/// skips the test (fails on CI) when the binding is missing. Finish with `finishWriter`.
+let startWriter (root: string) (dbPath: string) (plan: Plan) (timeout: TimeSpan) : BackgroundWriter =
+    let dir = requireBinding ()
+
+    let psi =
+        ProcessStartInfo(
+            "node",
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false
+        )
+
+    [ writerScript (); root; dbPath ] |> List.iter psi.ArgumentList.Add
+    psi.Environment["SLATEDB_UNIFFI_DIR"] <- dir
+    let p = Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+
+    let result =
+        task {
+            do! p.StandardInput.WriteAsync(planToJson plan)
+            p.StandardInput.Close()
+
+            try
+                do! p.WaitForExitAsync().WaitAsync(timeout)
+            with :? TimeoutException ->
+                p.Kill true
+                failwithf "slatedb-write.mjs: no exit after %.0f s (killed)" timeout.TotalSeconds
+
+            let! o = out
+            let! e = err
+
+            return { Code = p.ExitCode; Out = o; Err = e }
+        }
+
+    { Process = p; Result = result }
+
+/// Polls `cond` (every `pollMs`) while a background writer runs; fails with the writer's stderr when
+/// it exits first, or naming `what` after `seconds`.
+let waitWhileWriting (writer: BackgroundWriter) (pollMs: int) (seconds: float) (what: string) (cond: unit -> bool) =
+    let sw = Stopwatch.StartNew()
+
+    let rec loop () =
+        if cond () then
+            ()
+        elif writer.Result.IsCompleted then
+            let r = writer.Result.GetAwaiter().GetResult()
+            failtestf "slatedb-write.mjs exited (%d) before %s:\n%s" r.Code what r.Err
+        elif sw.Elapsed.TotalSeconds > seconds then
+            failtestf "%s did not happen within %.0f s" what seconds
+        else
+            Thread.Sleep pollMs
+            loop ()
+
+    loop ()
+
+/// Waits for a background writer; fails the test with its stderr on a non-zero exit. Returns stdout.
+let finishWriter (writer: BackgroundWriter) : string =
+    let r = await "slatedb-write.mjs" writer.Result
+
+    if r.Code <> 0 then
+        failtestf "slatedb-write.mjs failed (exit %d):\n%s" r.Code r.Err
+
+    r.Out
+
+/// Creates `marker` (releasing a writer blocked in `wait_file`) and waits up to 60 s for the
+/// writer's process to end, without inspecting its outcome: for `finally` blocks, so that a failed
+/// test leaves no SlateDB process writing into a folder being deleted.
+let releaseWriter (marker: string) (writer: BackgroundWriter) : unit =
+    if not (File.Exists marker) then
+        File.WriteAllText(marker, "")
+
+    writer.Result.ContinueWith(fun (_: Task<ProcResult>) -> ()).Wait(TimeSpan.FromSeconds 60.0)
+    |> ignore
+
+    writer.Process.Dispose()

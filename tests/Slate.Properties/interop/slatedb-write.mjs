@@ -1,23 +1,33 @@
 #!/usr/bin/env node
 // Applies a list of writes to a database with the real SlateDB (@slatedb/uniffi), opened as the
-// writer, in place. Used by Slate's interop tests (InteropTests.fs) to make SlateDB continue a
-// database Slate wrote.
+// writer, in place. Used by Slate's interop tests (InteropTests.fs, CompactionInteropTests.fs) to
+// make SlateDB continue (and, with its compactor on, compact) a database Slate wrote.
 //
 // usage: node slatedb-write.mjs <store-root|store-url> <db-path> [<plan.json>]   (plan on stdin when omitted)
 //
 // plan: {
 //   "merge": "concat" | null,            install the concat merge operator
-//   "settings": { "<name>": <json> },     extra Settings overrides (values are JSON)
+//   "settings": { "<name>": <json> },     extra Settings overrides (values are JSON), applied in
+//                                         order with Settings.set; dotted names reach nested fields
+//                                         ("compactor_options.poll_interval": "100ms")
 //   "steps": [
 //     {"op": "put", "key": "<hex>", "value": "<hex>", "ttl_ms": <n>|null},
 //     {"op": "delete", "key": "<hex>"},
 //     {"op": "merge", "key": "<hex>", "value": "<hex>"},
 //     {"op": "batch", "ops": [ put | delete | merge ... ]},
-//     {"op": "flush", "kind": "wal" | "memtable"}
+//     {"op": "flush", "kind": "wal" | "memtable"},
+//     {"op": "wait_file", "path": "<local file>", "timeout_ms": <n>}
 //   ]
 // }
 //
-// Always set: flush_interval null, compactor_options null, garbage_collector_options null.
+// wait_file polls (every 50 ms) until the file exists, so that a test can hold SlateDB open (e.g.
+// while its compactor works) until it has seen what it waits for; no file within timeout_ms
+// (default 60000) is an error (exit 1, "wait_file: ... did not appear within ... ms").
+//
+// Defaults, set first: flush_interval null, compactor_options null, garbage_collector_options
+// null. A default is left out when plan.settings names it or one of its fields ("compactor_options"
+// or "compactor_options.<field>"): then SlateDB's own defaults apply to the rest, e.g. the
+// in-process compactor runs with its default options plus the overridden fields.
 // Writes do not wait for durability; the database is shut down at the end (which flushes the
 // WAL). Prints one JSON line per write step: {"step": i, "seq": n, "create_ts": n}.
 // Exit status: 0 on success, 1 on error (message on stderr), 2 on bad usage.
@@ -73,13 +83,17 @@ async function main() {
   let db = null;
   const out = [];
   try {
-    const overrides = {
-      flush_interval: null,
-      compactor_options: null,
-      garbage_collector_options: null,
-      ...(plan.settings ?? {}),
-    };
-    for (const [k, v] of Object.entries(overrides)) settings.set(k, JSON.stringify(v));
+    const extra = Object.entries(plan.settings ?? {});
+    const named = (d) => extra.some(([k]) => k === d || k.startsWith(d + "."));
+    const defaults = ["flush_interval", "compactor_options", "garbage_collector_options"].filter((d) => !named(d));
+    for (const d of defaults) settings.set(d, "null");
+    for (const [k, v] of extra) {
+      try {
+        settings.set(k, JSON.stringify(v));
+      } catch (e) {
+        throw new Error(`setting ${k} = ${JSON.stringify(v)}: ${e?.message ?? e}`);
+      }
+    }
     builder.with_settings(settings);
     if (plan.merge === "concat") builder.with_merge_operator(concat);
     db = await builder.build();
@@ -116,6 +130,15 @@ async function main() {
         case "flush":
           await db.flush_with_options({ flush_type: step.kind === "memtable" ? S.FlushType.MemTable : S.FlushType.Wal });
           break;
+        case "wait_file": {
+          const timeout = step.timeout_ms ?? 60000;
+          const t0 = Date.now();
+          while (!fs.existsSync(step.path)) {
+            if (Date.now() - t0 > timeout) throw new Error(`step ${i}: wait_file: ${step.path} did not appear within ${timeout} ms`);
+            await new Promise((res) => setTimeout(res, 50));
+          }
+          break;
+        }
         default:
           throw new Error(`step ${i}: unknown op ${step.op}`);
       }
