@@ -42,7 +42,8 @@ let allTests =
           AdminTests.allTests
           TransactionTests.allTests
           CompactorTests.allTests
-          GcTests.allTests ]
+          GcTests.allTests
+          SettleTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).
