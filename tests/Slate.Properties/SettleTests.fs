@@ -273,7 +273,7 @@ let private gcPass (store: IObjectStore) (s: GcSettings) (clock: TimeProvider) =
 /// (SPEC §5.12): the latest manifest and compactor state, WAL ids ≥ `replay_after_wal_id` and
 /// fences, the SSTs the latest manifest references plus unreferenced ones the compacted cutoff
 /// still protects (ULID time ≥ cutoff; `strict` requires there be none), and the boundary files.
-/// Returns the number of protected unreferenced SSTs kept.
+/// Returns (protected unreferenced SSTs kept, L, N) with L and N of the cutoff in Unix ms.
 let private expectOnlyLive
     (store: IObjectStore)
     (r: GcReport)
@@ -282,7 +282,7 @@ let private expectOnlyLive
     (fences: Set<uint64>)
     (minAge: TimeSpan)
     (strict: bool)
-    : int =
+    : int * int64 * int64 =
     let stored = latest store
     let m = stored.Manifest
     Expect.isEmpty m.Checkpoints "every checkpoint expired and was removed"
@@ -360,7 +360,7 @@ let private expectOnlyLive
     else
         Expect.isGreaterThan (beforeSsts.Count - (referenced + protectedSsts).Count) 0 "compacted SSTs were collected"
 
-    protectedSsts.Count
+    protectedSsts.Count, l, n
 
 let private countsLine (objs: (ObjectName * ObjectMeta) list) : string =
     let count dir =
@@ -390,15 +390,19 @@ let settleAndCollect (n: int) : SettleResult =
     let sw = Diagnostics.Stopwatch.StartNew()
     let r1, before1, after1, fences1 = gcPass store s (AheadClock ahead)
     Expect.isNonEmpty r1.ExpiredCheckpoints "the compaction checkpoints expired"
-    let kept1 = expectOnlyLive store r1 before1 after1 fences1 s.MinAge false
+    let kept1, l1, n1 = expectOnlyLive store r1 before1 after1 fences1 s.MinAge false
+
     let gcSeconds = sw.Elapsed.TotalSeconds
 
     printfn
-        "settle GC (%.1f s): before %s; after %s; %d unreferenced SSTs kept by the compacted cutoff"
+        "settle GC (%.1f s): before %s; after %s; %d unreferenced SSTs kept by the compacted cutoff (cutoff = %s; L = start of the latest job, N = newest L0 SST: %.1f s and %.1f s before the pass)"
         gcSeconds
         (countsLine before1)
         (countsLine after1)
         kept1
+        (if l1 <= n1 then "L" else "N")
+        (float (r1.NowMs - int64 ahead.TotalMilliseconds - l1) / 1000.0)
+        (float (r1.NowMs - int64 ahead.TotalMilliseconds - n1) / 1000.0)
 
     // reopen after GC: every key reads back; one more write and an L0 flush
     let reopen = { writerOptions with Compactor = None }
