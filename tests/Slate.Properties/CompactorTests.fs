@@ -1,5 +1,5 @@
 /// The compactor in the engine (SPEC §5.8-§5.11): embedded and standalone compaction, fencing,
-/// crash safety, output splitting, failing jobs, model equivalence and the settle check.
+/// crash safety, output splitting, failing jobs, and model equivalence.
 module Slate.Properties.CompactorTests
 
 open System
@@ -442,96 +442,5 @@ let private modelTests =
               Expect.equal (scanAll db2 readOpts) (Map.toList model) "after reopen and compaction"
               awaitU (db2.CloseAsync(None, ct))) ]
 
-/// Loads `n` random keys through an embedded compactor on a metered store; returns (L0 count,
-/// sorted runs, write amplification = bytes written to compacted/ by compaction / user bytes).
-let settle (n: int) : int * int * float * int64 =
-    let metered = MeteredObjectStore(InMemoryObjectStore())
-
-    let o =
-        { compactingOptions with
-            L0SstSizeBytes = 64L * 1024L
-            MaxUnflushedBytes = 1024L * 1024L
-            FlushInterval = Some(TimeSpan.FromMilliseconds 50.0)
-            Compactor = Some settings }
-
-    let sw = Diagnostics.Stopwatch.StartNew()
-    let db = openDb metered "settle" o
-    let rnd = Random 99
-    let mutable userBytes = 0L
-    let batch = 100
-
-    for b in 0 .. (n / batch) - 1 do
-        let ops =
-            [ for _ in 1..batch do
-                  let k = utf8 (sprintf "key%010d" (rnd.Next()))
-                  let v = Array.zeroCreate<byte> 100
-                  rnd.NextBytes v
-                  userBytes <- userBytes + int64 (k.Length + v.Length)
-                  WriteOp.Put(k, v, Ttl.Default) ]
-
-        await (db.WriteAsync(ops, ct)) |> ignore
-
-    awaitU (db.FlushAsync(FlushKind.MemTable, ct))
-
-    let loaded = sw.Elapsed
-
-    waitUntil (max 120.0 (float n / 2000.0)) "settling" (fun () ->
-        let m = (latest metered "settle").Manifest
-        m.L0.Length < 4)
-
-    awaitU (db.CloseAsync(None, ct))
-    let m = (latest metered "settle").Manifest
-    // every object under compacted/: L0 flushes and compaction outputs
-    let compacted =
-        await ((metered :> IObjectStore).ListAsync(Paths.dirPrefix "settle" Paths.CompactedDir, ct))
-        |> Seq.sumBy (fun o -> o.Size)
-
-    let wa = float compacted / float userBytes
-    let written = metered.Snapshot().BytesWritten
-
-    printfn
-        "settle: %d keys, %d user bytes; loaded in %.1f s, settled in %.1f s; L0 %d, sorted runs %d (%s); compacted/ %d bytes, write amplification %.2f; all puts %d bytes (%.2f x)"
-        n
-        userBytes
-        loaded.TotalSeconds
-        sw.Elapsed.TotalSeconds
-        m.L0.Length
-        m.Compacted.Length
-        (String.Join(
-            ", ",
-            m.Compacted
-            |> List.map (fun sr -> sprintf "SR %d: %d SSTs" sr.Id sr.Ssts.Length)
-        ))
-        compacted
-        wa
-        written
-        (float written / float userBytes)
-
-    m.L0.Length, m.Compacted.Length, wa, userBytes
-
-let private settleTests =
-    testList
-        "settle"
-        [ test "a random load of 50,000 keys (SLATE_SETTLE_KEYS) settles into sorted runs with L0 below L0MaxSsts" {
-              let n =
-                  match Environment.GetEnvironmentVariable "SLATE_SETTLE_KEYS" with
-                  | null
-                  | "" -> 50_000
-                  | v -> int v
-
-              let l0, srs, wa, _ = settle n
-              Expect.isLessThan l0 8 "L0 below L0MaxSsts"
-              Expect.isGreaterThan srs 0 "sorted runs exist"
-              Expect.isGreaterThan wa 1.0 "every byte is written at least once"
-              Expect.isLessThan wa 20.0 "write amplification stays bounded"
-          } ]
-
 let allTests =
-    testList
-        "Compactor"
-        [ embeddedTests
-          semanticsTests
-          fencingTests
-          crashTests
-          modelTests
-          settleTests ]
+    testList "Compactor" [ embeddedTests; semanticsTests; fencingTests; crashTests; modelTests ]

@@ -46,7 +46,8 @@ let allTests =
           WatchTests.allTests
           BackgroundTests.allTests
           CloneTests.allTests
-          CompactionInteropTests.allTests ]
+          CompactionInteropTests.allTests
+          SettleTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).
