@@ -7,8 +7,11 @@ open Slate
 open Slate.Engine
 open Slate.Model
 
-let private size (b: int64) : string =
-    if b >= (1L <<< 20) then
+/// A byte count for people: B, KiB, MiB or GiB.
+let size (b: int64) : string =
+    if b >= (1L <<< 30) then
+        sprintf "%.2f GiB" (float b / 1073741824.0)
+    elif b >= (1L <<< 20) then
         sprintf "%.1f MiB" (float b / 1048576.0)
     elif b >= 1024L then
         sprintf "%.1f KiB" (float b / 1024.0)

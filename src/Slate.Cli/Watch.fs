@@ -51,15 +51,7 @@ let shapeOf (id: uint64) (m: Manifest) : Shape =
 let private changed (a: Shape) (b: Shape) : bool =
     { a with ManifestId = b.ManifestId } <> b
 
-let private size (b: uint64) : string =
-    if b >= (1UL <<< 30) then
-        sprintf "%.2f GiB" (float b / 1073741824.0)
-    elif b >= (1UL <<< 20) then
-        sprintf "%.1f MiB" (float b / 1048576.0)
-    elif b >= 1024UL then
-        sprintf "%.1f KiB" (float b / 1024.0)
-    else
-        sprintf "%d B" b
+let private size (b: uint64) : string = CompactorCmd.size (int64 b)
 
 /// One human line: time, manifest, L0, sorted runs (largest-first sizes), checkpoints.
 let formatLine (now: DateTimeOffset) (s: Shape) : string =

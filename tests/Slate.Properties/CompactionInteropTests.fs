@@ -19,17 +19,7 @@ let private hexModel (model: Map<string, string>) : (string * string) list =
     |> Map.toList
     |> List.map (fun (k, v) -> Bytes.toHex (utf8 k), Bytes.toHex (utf8 v))
 
-/// Writes `n` keys (`k00000` ...) with values tagged by `round`; returns the model.
-let private load (db: Db) (n: int) (round: int) (model: Map<string, string>) : Map<string, string> =
-    let mutable m = model
-
-    for i in 0 .. n - 1 do
-        let k = sprintf "k%05d" ((i * 7919) % n)
-        let v = sprintf "v%d-%d-%s" round i (String('x', 20))
-        put db k v |> ignore
-        m <- Map.add k v m
-
-    m
+let private load = CompactorTests.load
 
 let private compatCompactionTest =
     test "Slate compacts the SlateDB-made compat `compacted` database; both read the same content" {

@@ -50,7 +50,7 @@ let sstRows (store: IObjectStore) (path: string) (id: Ulid) : RowEntry list =
     let r = await (store.GetAsync(Paths.key path (ObjectName.Compacted id), ct))
     okOrFail (Sst.readAll r.Data)
 
-let private waitUntil (seconds: float) (what: string) (cond: unit -> bool) : unit =
+let waitUntil (seconds: float) (what: string) (cond: unit -> bool) : unit =
     let sw = Diagnostics.Stopwatch.StartNew()
 
     while not (cond ()) do
@@ -60,7 +60,7 @@ let private waitUntil (seconds: float) (what: string) (cond: unit -> bool) : uni
         Thread.Sleep 20
 
 /// Writes `n` keys (`k00000` ...) with values tagged by `round`; returns the model.
-let private load (db: Db) (n: int) (round: int) (model: Map<string, string>) : Map<string, string> =
+let load (db: Db) (n: int) (round: int) (model: Map<string, string>) : Map<string, string> =
     let mutable m = model
 
     for i in 0 .. n - 1 do

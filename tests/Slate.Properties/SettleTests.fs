@@ -26,14 +26,7 @@ type private AheadClock(offset: TimeSpan) =
 /// `MinAge` and past the 15-minute checkpoints of compaction commits.
 let private ahead = TimeSpan.FromHours 1.0
 
-let private waitUntil (seconds: float) (what: string) (cond: unit -> bool) : unit =
-    let sw = Diagnostics.Stopwatch.StartNew()
-
-    while not (cond ()) do
-        if sw.Elapsed.TotalSeconds > seconds then
-            failtestf "%s did not happen within %.0f s" what seconds
-
-        Thread.Sleep 20
+let private waitUntil = CompactorTests.waitUntil
 
 let private latest (store: IObjectStore) : StoredManifest =
     match await (ManifestStore(store, path).ReadLatestAsync ct) with
