@@ -44,6 +44,8 @@ let usage =
   compactor                              standalone compactor until Ctrl-C
   watch [--interval 1s] [--count N] [--until-l0 N]
                                          one line per change of L0 / sorted runs
+  bench [--records N] [--reads N] [--durable N] [--value-size B]
+                                         Slate's workloads on this store (fresh path only)
   inspect [--scan]                       manifest, SST statistics (and content)
   --merge-operator concat                resolve merge operands by byte concatenation"""
 

@@ -87,7 +87,11 @@ let private inspectMain (argv: string array) : int =
 
 [<EntryPoint>]
 let main argv =
-    match GcCommand.tryRun argv |> Option.orElseWith (fun () -> Watch.tryRun argv) with
+    match
+        GcCommand.tryRun argv
+        |> Option.orElseWith (fun () -> Watch.tryRun argv)
+        |> Option.orElseWith (fun () -> Bench.tryRun argv)
+    with
     | Some code -> code
     | None when Commands.handles argv -> Commands.run argv Console.Out Console.Error
     | None -> inspectMain argv
