@@ -483,75 +483,16 @@ let private engineToSlateDb (close: FlushKind option) =
             | _ -> failtest "expected two outputs")
     }
 
-/// One write of a SlateDB plan.
-type private SOp =
-    | SPut of key: byte[] * value: byte[] * ttlMs: int64 option
-    | SDel of key: byte[]
-
-/// A step of a SlateDB plan.
-type private Step =
-    | One of SOp
-    | Batch of SOp list
-    | Flush of kind: string
-
-/// The plan JSON of slatedb-write.mjs; `settings` values are raw JSON.
-let private planJson (settings: (string * string) list) (steps: Step list) : string =
-    use ms = new MemoryStream()
-
-    (use w = new Utf8JsonWriter(ms)
-
-     let op (o: SOp) =
-         w.WriteStartObject()
-
-         match o with
-         | SPut(k, v, ttl) ->
-             w.WriteString("op", "put")
-             w.WriteString("key", Bytes.toHex k)
-             w.WriteString("value", Bytes.toHex v)
-
-             match ttl with
-             | Some t -> w.WriteNumber("ttl_ms", t)
-             | None -> ()
-         | SDel k ->
-             w.WriteString("op", "delete")
-             w.WriteString("key", Bytes.toHex k)
-
-         w.WriteEndObject()
-
-     w.WriteStartObject()
-     w.WriteStartObject "settings"
-
-     for name, json in settings do
-         w.WritePropertyName name
-         w.WriteRawValue json
-
-     w.WriteEndObject()
-     w.WriteStartArray "steps"
-
-     for s in steps do
-         match s with
-         | One o -> op o
-         | Batch ops ->
-             w.WriteStartObject()
-             w.WriteString("op", "batch")
-             w.WriteStartArray "ops"
-             List.iter op ops
-             w.WriteEndArray()
-             w.WriteEndObject()
-         | Flush kind ->
-             w.WriteStartObject()
-             w.WriteString("op", "flush")
-             w.WriteString("kind", kind)
-             w.WriteEndObject()
-
-     w.WriteEndArray()
-     w.WriteEndObject())
-
-    Encoding.UTF8.GetString(ms.ToArray())
+/// The plan JSON of slatedb-write.mjs (`SlateDbNode.planToJson`); `settings` values are raw JSON.
+let private planJson (settings: (string * string) list) (steps: PlanStep list) : string =
+    planToJson
+        { ConcatMerge = false
+          Settings = settings
+          Steps = steps }
 
 /// A SlateDB plan over a Slate database: overwrites and deletes of Slate's keys, new keys, empty
 /// values, TTLs, deletes of never-written keys, batches, an L0 flush and a WAL tail.
-let private slateDbSteps (rnd: Random) (model: Model) : Step list =
+let private slateDbSteps (rnd: Random) (model: Model) : PlanStep list =
     let live = model.Entries |> List.map (fun e -> Bytes.ofHex e.Key) |> Array.ofList
     let mutable fresh = 0
 
@@ -561,49 +502,50 @@ let private slateDbSteps (rnd: Random) (model: Model) : Step list =
 
     let single () =
         match rnd.Next 100 with
-        | n when n < 25 -> SPut(live[rnd.Next live.Length], valueOf rnd, None)
-        | n when n < 45 -> SPut(newKey (), valueOf rnd, None)
-        | n when n < 55 -> SPut(newKey (), valueOf rnd, Some 86_400_000L)
-        | n when n < 60 -> SPut(live[rnd.Next live.Length], [||], None)
-        | n when n < 80 -> SDel live[rnd.Next live.Length]
-        | n when n < 85 -> SDel(Encoding.UTF8.GetBytes(sprintf "n/never-%d" n))
-        | _ -> SPut(Encoding.UTF8.GetBytes(sprintf "n/%05d" (1 + rnd.Next(max 1 fresh))), valueOf rnd, None)
+        | n when n < 25 -> PlanWrite.Put(live[rnd.Next live.Length], valueOf rnd, None)
+        | n when n < 45 -> PlanWrite.Put(newKey (), valueOf rnd, None)
+        | n when n < 55 -> PlanWrite.Put(newKey (), valueOf rnd, Some 86_400_000L)
+        | n when n < 60 -> PlanWrite.Put(live[rnd.Next live.Length], [||], None)
+        | n when n < 80 -> PlanWrite.Delete live[rnd.Next live.Length]
+        | n when n < 85 -> PlanWrite.Delete(Encoding.UTF8.GetBytes(sprintf "n/never-%d" n))
+        | _ -> PlanWrite.Put(Encoding.UTF8.GetBytes(sprintf "n/%05d" (1 + rnd.Next(max 1 fresh))), valueOf rnd, None)
 
     let batch () =
         let ks =
             [ live[rnd.Next live.Length]; live[rnd.Next live.Length]; newKey (); newKey () ]
             |> List.distinctBy Bytes.toHex
 
-        Batch
+        PlanStep.Batch
             [ for k in ks ->
                   if rnd.Next 3 = 0 then
-                      SDel k
+                      PlanWrite.Delete k
                   else
-                      SPut(k, valueOf rnd, None) ]
+                      PlanWrite.Put(k, valueOf rnd, None) ]
 
     [ for _ in 1..40 do
-          yield One(single ())
+          yield PlanStep.Write(single ())
       yield batch ()
-      yield Flush "memtable"
+      yield PlanStep.Flush "memtable"
       for _ in 1..30 do
-          yield One(single ())
+          yield PlanStep.Write(single ())
       yield batch ()
-      yield Flush "wal"
+      yield PlanStep.Flush "wal"
       for _ in 1..5 do
-          yield One(single ()) ]
+          yield PlanStep.Write(single ()) ]
 
 /// Records SlateDB's writes (seq and create_ts per write step from the script's output).
-let private applySlateDb (model: Model) (steps: Step list) (output: string) =
+let private applySlateDb (model: Model) (steps: PlanStep list) (output: string) =
     let handles =
         jsonLines output
         |> List.map (fun r ->
             int (r.GetProperty("step").GetInt32()), (uint64 (jsonInt r "seq").Value, (jsonInt r "create_ts").Value))
         |> Map.ofList
 
-    let apply (seq, ts) (o: SOp) =
+    let apply (seq, ts) (o: PlanWrite) =
         match o with
-        | SPut(k, v, ttl) -> model.Put(k, v, seq, ts, ttl |> Option.map (fun t -> ts + t))
-        | SDel k -> model.Delete(Bytes.toHex k)
+        | PlanWrite.Put(k, v, ttl) -> model.Put(k, v, seq, ts, ttl |> Option.map (fun t -> ts + t))
+        | PlanWrite.Delete k -> model.Delete(Bytes.toHex k)
+        | PlanWrite.Merge _ -> failtest "the interop model has no merge operator (SlateDB plans here write no merges)"
 
     steps
     |> List.iteri (fun i s ->
@@ -613,9 +555,10 @@ let private applySlateDb (model: Model) (steps: Step list) (output: string) =
             | None -> failtestf "slatedb-write.mjs reported no write handle for step %d" i
 
         match s with
-        | One o -> apply (handle ()) o
-        | Batch ops -> let h = handle () in List.iter (apply h) ops
-        | Flush _ -> ())
+        | PlanStep.Write o -> apply (handle ()) o
+        | PlanStep.Batch ops -> let h = handle () in List.iter (apply h) ops
+        | PlanStep.Flush _
+        | PlanStep.WaitFile _ -> ())
 
 let private slateDbContinues =
     test
@@ -928,12 +871,12 @@ module Runner =
         let steps =
             [ for i, (k, v) in List.indexed writes do
                   match v with
-                  | Some v -> yield One(SPut(k, v, None))
-                  | None -> yield One(SDel k)
+                  | Some v -> yield PlanStep.Write(PlanWrite.Put(k, v, None))
+                  | None -> yield PlanStep.Write(PlanWrite.Delete k)
 
                   if (i + 1) % flushEvery = 0 then
-                      yield Flush "memtable"
-              yield Flush "memtable" ]
+                      yield PlanStep.Flush "memtable"
+              yield PlanStep.Flush "memtable" ]
 
         node (writerScript ()) [ root; dbPath ] (Some(planJson [ "l0_max_ssts", "64" ] steps))
         |> ignore
