@@ -44,6 +44,7 @@ let allTests =
           CompactorTests.allTests
           GcTests.allTests
           WatchTests.allTests
+          WriteRowsProps.allTests
           BenchCliTests.allTests
           BackgroundTests.allTests
           CloneTests.allTests
