@@ -304,15 +304,7 @@ let tryRunWith (argv: string[]) (out: TextWriter) (err: TextWriter) (ct: Cancell
             err.WriteLine usage
             Some 2
         | Ok a, Some store, Some path ->
-            try
-                Some(runOn (ObjectStore.Resolve store) path a json out err ct)
-            with
-            | :? SlateException as e ->
-                err.WriteLine("slate: " + e.Message)
-                Some 1
-            | :? Slate.Engine.ObjectStoreException as e ->
-                err.WriteLine("slate: " + e.Message)
-                Some 1
+            Some(CliCommon.guarded err (fun () -> runOn (ObjectStore.Resolve store) path a json out err ct))
         | Ok _, _, _ ->
             err.WriteLine "slate: --store and --path are required"
             err.WriteLine usage

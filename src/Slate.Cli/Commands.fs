@@ -104,20 +104,7 @@ let private show (b: byte[]) =
         "0x" + Bytes.toHex b
 
 let private table (out: TextWriter) (headers: string list) (rows: string list list) =
-    let widths =
-        headers
-        |> List.mapi (fun i h -> rows |> List.fold (fun w r -> max w (String.length (List.item i r))) h.Length)
-
-    let line (cells: string list) =
-        List.zip cells widths
-        |> List.map (fun (c, w) -> c.PadRight w)
-        |> String.concat "  "
-        |> fun s -> s.TrimEnd()
-
-    out.WriteLine(line headers)
-
-    for r in rows do
-        out.WriteLine(line r)
+    CliCommon.writeTable out "" headers rows
 
 let private json (out: TextWriter) (value: 'a) =
     out.WriteLine(JsonSerializer.Serialize value)
@@ -486,19 +473,13 @@ let private execute (store: IObjectStore) (path: string) (p: Parsed) (out: TextW
 /// (0 ok, 1 failure or not found, 2 usage).
 let run (argv: string array) (out: TextWriter) (err: TextWriter) : int =
     try
-        let p = parse empty (List.ofArray argv)
+        CliCommon.guarded err (fun () ->
+            let p = parse empty (List.ofArray argv)
 
-        match p.Options.TryFind "--store", p.Options.TryFind "--path" with
-        | Some url, Some path -> execute (ObjectStore.Resolve(url).Inner) path p out err
-        | _ -> raise (Usage "--store and --path are required")
-    with
-    | Usage msg ->
+            match p.Options.TryFind "--store", p.Options.TryFind "--path" with
+            | Some url, Some path -> execute (ObjectStore.Resolve(url).Inner) path p out err
+            | _ -> raise (Usage "--store and --path are required"))
+    with Usage msg ->
         err.WriteLine("slate: " + msg)
         err.WriteLine usage
         2
-    | :? SlateException as e ->
-        err.WriteLine("slate: " + e.Message)
-        1
-    | :? ObjectStoreException as e ->
-        err.WriteLine("slate: " + e.Message)
-        1

@@ -163,22 +163,7 @@ let private writeTable (out: TextWriter) (r: GcReport) =
                 string d.KeptFences.Length
                 string d.Ignored.Length ] ]
 
-    let widths =
-        headers
-        |> List.mapi (fun i h ->
-            rows
-            |> List.fold (fun w row -> max w (String.length (List.item i row))) h.Length)
-
-    let line (cells: string list) =
-        List.zip cells widths
-        |> List.map (fun (c, w) -> c.PadRight w)
-        |> String.concat "  "
-        |> fun s -> "  " + s.TrimEnd()
-
-    out.WriteLine(line headers)
-
-    for row in rows do
-        out.WriteLine(line row)
+    CliCommon.writeTable out "  " headers rows
 
     for c in r.ExpiredCheckpoints do
         out.WriteLine(
@@ -246,17 +231,16 @@ let tryRun (argv: string[]) : int option =
                         WalFences = a.WalFences
                         MinAge = defaultArg a.MinAge GcSettings.defaults.MinAge }
 
-                try
-                    Some(
-                        run (ObjectStore.Resolve(store).Inner) dbPath settings a.Json Console.Out CancellationToken.None
-                    )
-                with
-                | :? SlateException as e ->
-                    eprintfn "slate: %s" e.Message
-                    Some 1
-                | :? ObjectStoreException as e ->
-                    eprintfn "slate: %s" e.Message
-                    Some 1
+                Some(
+                    CliCommon.guarded Console.Error (fun () ->
+                        run
+                            (ObjectStore.Resolve(store).Inner)
+                            dbPath
+                            settings
+                            a.Json
+                            Console.Out
+                            CancellationToken.None)
+                )
             | _ ->
                 eprintfn "slate: --store and --path are required"
                 eprintfn "%s" usage

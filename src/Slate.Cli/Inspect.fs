@@ -26,20 +26,7 @@ let private show (b: byte[] option) =
         if s.Length > 40 then s.Substring(0, 37) + "..." else s
 
 let private table (headers: string list) (rows: string list list) =
-    let widths =
-        headers
-        |> List.mapi (fun i h -> rows |> List.fold (fun w r -> max w (String.length (List.item i r))) h.Length)
-
-    let line (cells: string list) =
-        List.zip cells widths
-        |> List.map (fun (c, w) -> c.PadRight w)
-        |> String.concat "  "
-        |> fun s -> "  " + s.TrimEnd()
-
-    printfn "%s" (line headers)
-
-    for r in rows do
-        printfn "%s" (line r)
+    CliCommon.writeTable Console.Out "  " headers rows
 
 let private sstRows (tables: TableStore) (ssts: SstHandle list) (ct: CancellationToken) =
     task {

@@ -55,7 +55,7 @@ let private inspectMain (argv: string array) : int =
     | Ok a ->
         match a.Command, a.Store, a.Path with
         | (None | Some "inspect" | Some "compactor"), Some store, Some path ->
-            try
+            CliCommon.guarded Console.Error (fun () ->
                 let mergeOp =
                     match a.Merge with
                     | None -> Ok None
@@ -68,14 +68,7 @@ let private inspectMain (argv: string array) : int =
                     2
                 | Ok mergeOp when a.Command = Some "compactor" ->
                     CompactorCmd.run (ObjectStore.Resolve(store).Inner) path a.Json mergeOp
-                | Ok mergeOp -> Inspect.run (ObjectStore.Resolve(store).Inner) store path a.Scan a.Json mergeOp
-            with
-            | :? SlateException as e ->
-                eprintfn "slate: %s" e.Message
-                1
-            | :? ObjectStoreException as e ->
-                eprintfn "slate: %s" e.Message
-                1
+                | Ok mergeOp -> Inspect.run (ObjectStore.Resolve(store).Inner) store path a.Scan a.Json mergeOp)
         | Some cmd, _, _ when cmd <> "inspect" && cmd <> "compactor" ->
             eprintfn "slate: unknown command %s" cmd
             eprintfn "%s" usage

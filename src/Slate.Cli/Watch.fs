@@ -224,8 +224,8 @@ let tryRunWith (argv: string[]) (out: TextWriter) (err: TextWriter) (ct: Cancell
             err.WriteLine usage
             Some 2
         | Ok(interval, stop), Some store, Some path ->
-            try
-                Some(
+            Some(
+                CliCommon.guarded err (fun () ->
                     run
                         (ObjectStore.Resolve(store).Inner)
                         path
@@ -234,15 +234,8 @@ let tryRunWith (argv: string[]) (out: TextWriter) (err: TextWriter) (ct: Cancell
                         (flags.Contains "--json")
                         TimeProvider.System
                         out
-                        ct
-                )
-            with
-            | :? SlateException as e ->
-                err.WriteLine("slate: " + e.Message)
-                Some 1
-            | :? ObjectStoreException as e ->
-                err.WriteLine("slate: " + e.Message)
-                Some 1
+                        ct)
+            )
         | Ok _, _, _ ->
             err.WriteLine "slate: --store and --path are required"
             err.WriteLine usage
