@@ -413,10 +413,7 @@ let private cli (dir: string) (args: string list) : int * string * string =
     let code = Slate.Cli.Commands.run argv out err
     code, out.ToString(), err.ToString()
 
-let private lines (s: string) =
-    s.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-    |> Array.map (fun l -> l.TrimEnd('\r'))
-    |> List.ofArray
+let private lines = outputLines
 
 let private cliTests =
     testList

@@ -20,13 +20,7 @@ let private bench (dir: string) (path: string) (args: string list) : int * strin
 
     match Slate.Cli.Bench.tryRunWith argv out err CancellationToken.None with
     | None -> failtest "bench was not dispatched"
-    | Some code ->
-        let lines =
-            out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            |> Array.map (fun l -> l.TrimEnd '\r')
-            |> List.ofArray
-
-        code, lines, err.ToString()
+    | Some code -> code, outputLines (out.ToString()), err.ToString()
 
 let allTests =
     testList

@@ -73,6 +73,12 @@ let rec copyTree (src: string) (dst: string) : unit =
         copyTree d (System.IO.Path.Combine(dst, System.IO.Path.GetFileName d))
 
 /// Deletes a folder tree, ignoring a missing one.
+/// The non-empty lines of a command's output, without trailing carriage returns.
+let outputLines (s: string) : string list =
+    s.Split('\n', System.StringSplitOptions.RemoveEmptyEntries)
+    |> Array.map (fun l -> l.TrimEnd '\r')
+    |> List.ofArray
+
 let cleanup (dir: string) : unit =
     if System.IO.Directory.Exists dir then
         System.IO.Directory.Delete(dir, true)

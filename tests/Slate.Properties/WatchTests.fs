@@ -24,13 +24,7 @@ let private watch (dir: string) (args: string list) : int * string list * string
 
     match Slate.Cli.Watch.tryRunWith argv out err cts.Token with
     | None -> failtest "watch was not dispatched"
-    | Some code ->
-        let lines =
-            out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            |> Array.map (fun l -> l.TrimEnd '\r')
-            |> List.ofArray
-
-        code, lines, err.ToString()
+    | Some code -> code, outputLines (out.ToString()), err.ToString()
 
 /// A database with `l0s` L0 SSTs of 50 keys each and no sorted run.
 let private withL0s (dir: string) (l0s: int) : unit =
