@@ -45,11 +45,13 @@ type Phase =
         Max: float
     }
 
+/// Nearest-rank percentile of ascending values (0 for none).
 let private percentile (sorted: float[]) (p: float) : float =
     if sorted.Length = 0 then
         0.0
     else
-        sorted[min (sorted.Length - 1) (int (Math.Ceiling(p * float sorted.Length)) - 1 |> max 0)]
+        let rank = int (Math.Ceiling(p * float sorted.Length)) // 1-based
+        sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)]
 
 /// A phase from its latencies (ticks of `Stopwatch`) and total time.
 let phaseOf (name: string) (ops: int) (elapsed: TimeSpan) (latencies: int64 seq) : Phase =
