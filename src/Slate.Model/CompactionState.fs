@@ -126,16 +126,24 @@ module CompactorState =
                 Compactions = s.Compactions @ [ job ] }
 
     /// Keeps the active jobs and the most recent finished one (highest job ULID), in state order.
+    /// Exactly one finished job survives even if ids repeat (a hand-edited or corrupt state file):
+    /// the first finished job carrying the highest id.
     let trim (s: CompactorState) : CompactorState =
-        let finished = s.Compactions |> List.filter (isActive >> not)
+        let finished = s.Compactions |> List.indexed |> List.filter (snd >> isActive >> not)
 
         let keep =
             match finished with
-            | [] -> None
-            | fs -> Some (fs |> List.maxBy (fun c -> c.Id)).Id
+            | [] -> -1
+            | fs ->
+                let top = fs |> List.map (fun (_, c) -> c.Id) |> List.max
+                fs |> List.find (fun (_, c) -> c.Id = top) |> fst
 
         { s with
-            Compactions = s.Compactions |> List.filter (fun c -> isActive c || Some c.Id = keep) }
+            Compactions =
+                s.Compactions
+                |> List.indexed
+                |> List.filter (fun (i, c) -> isActive c || i = keep)
+                |> List.map snd }
 
     /// A (re)starting compactor's view: every Running job goes back to Submitted (SPEC §5.8).
     let resetRunning (s: CompactorState) : CompactorState =

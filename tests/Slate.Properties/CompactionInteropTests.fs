@@ -474,66 +474,93 @@ let private takeoverAttempt (attempt: int) : bool =
                       yield PlanStep.Flush "memtable"
                   yield PlanStep.WaitFile(marker, 90_000) ] }
 
+        let slateJobs =
+            match await (cs.ReadLatestAsync ct) with
+            | Some(_, st) -> st.Compactions |> List.map (fun j -> j.Id) |> Set.ofList
+            | None -> Set.empty
+
         let writer = startWriter root path plan (TimeSpan.FromSeconds 120.0)
         let mutable running: (uint64 * Compaction) option = None
+        // SlateDB may write Submitted, Running and Completed between two polls: a finished job is a miss
+        let mutable lastSeen = "no state file"
 
         try
-            waitWhileWriting writer 5 90.0 "a Running job in SlateDB's compactor state" (fun () ->
-                match await (cs.ReadLatestAsync ct) with
-                | Some(_, st) when st.CompactorEpoch > slateM.CompactorEpoch ->
-                    match st.Compactions |> List.tryFind (fun j -> j.Status = CompactionStatus.Running) with
-                    | Some j ->
-                        running <- Some(st.CompactorEpoch, j)
-                        true
-                    | None -> false
-                | _ -> false)
+            try
+                waitWhileWriting writer 5 90.0 "a Running job in SlateDB's compactor state" (fun () ->
+                    match await (cs.ReadLatestAsync ct) with
+                    | Some(id, st) when st.CompactorEpoch > slateM.CompactorEpoch ->
+                        lastSeen <-
+                            sprintf
+                                "state %d (epoch %d): %A"
+                                id
+                                st.CompactorEpoch
+                                [ for j in st.Compactions -> j.Status, j.Spec.L0.Length, j.Spec.SortedRuns ]
+
+                        match st.Compactions |> List.tryFind (fun j -> j.Status = CompactionStatus.Running) with
+                        | Some j ->
+                            running <- Some(st.CompactorEpoch, j)
+                            true
+                        | None ->
+                            st.Compactions
+                            |> List.exists (fun j -> not (CompactorState.isActive j || slateJobs.Contains j.Id))
+                    | Some(id, st) ->
+                        lastSeen <- sprintf "state %d still Slate's (epoch %d)" id st.CompactorEpoch
+                        false
+                    | None -> false)
+            with e ->
+                failtestf "%s; last compactor state seen: %s" e.Message lastSeen
         finally
             killWriter writer
             writer.Process.Dispose()
 
-        let dbEpoch, job = running.Value
-        let crashed = (latest store path).Manifest
-        Expect.equal crashed.CompactorEpoch dbEpoch "the state's epoch is SlateDB's compactor epoch"
-        Expect.equal job.Spec.SortedRuns [] "SlateDB's job reads L0 only"
-        Expect.equal job.Spec.L0.Length 4 "SlateDB's job reads the four L0s"
-
-        if (crashed.L0 |> List.map (fun h -> h.Id)) <> job.Spec.L0 then
-            printfn "compaction takeover attempt %d: SlateDB committed job %A before the kill" attempt job.Id
+        if running.IsNone then
+            printfn "compaction takeover attempt %d: SlateDB finished its job between two polls" attempt
             false
         else
-            // killed before its commit: the job's sources are the manifest's L0 (newest first)
 
-            // Slate: the job is reset to Submitted, validated (destination recomputed: SR 1) and run
-            let reports = Collections.Concurrent.ConcurrentQueue<CompactionReport>()
+            let dbEpoch, job = running.Value
+            let crashed = (latest store path).Manifest
+            Expect.equal crashed.CompactorEpoch dbEpoch "the state's epoch is SlateDB's compactor epoch"
+            Expect.equal job.Spec.SortedRuns [] "SlateDB's job reads L0 only"
+            Expect.equal job.Spec.L0.Length 4 "SlateDB's job reads the four L0s"
 
-            let c2 =
-                await (Compactor.StartAsync(store, path, s, options, None, reports.Enqueue, ct))
+            if (crashed.L0 |> List.map (fun h -> h.Id)) <> job.Spec.L0 then
+                printfn "compaction takeover attempt %d: SlateDB committed job %A before the kill" attempt job.Id
+                false
+            else
+                // killed before its commit: the job's sources are the manifest's L0 (newest first)
 
-            Expect.isGreaterThan c2.Epoch dbEpoch "Slate fences SlateDB's compactor"
-            awaitU (c2.DrainAsync ct)
-            Expect.equal c2.FailedCount 0 "no job failed"
+                // Slate: the job is reset to Submitted, validated (destination recomputed: SR 1) and run
+                let reports = Collections.Concurrent.ConcurrentQueue<CompactionReport>()
 
-            match reports |> Seq.tryFind (fun r -> r.JobId = job.Id) with
-            | Some r ->
-                Expect.equal r.Error None "SlateDB's job committed by Slate"
-                Expect.equal r.L0Sources job.Spec.L0 "with SlateDB's sources"
-                Expect.equal r.Destination 1u "into SR 1 (highest SR + 1; v1 does not store it)"
-            | None -> failtestf "Slate did not run SlateDB's job %A (reports %A)" job.Id (List.ofSeq reports)
+                let c2 =
+                    await (Compactor.StartAsync(store, path, s, options, None, reports.Enqueue, ct))
 
-            let after = (latest store path).Manifest
-            Expect.isEmpty after.L0 "L0 compacted"
-            let db2 = openDb store path options
+                Expect.isGreaterThan c2.Epoch dbEpoch "Slate fences SlateDB's compactor"
+                awaitU (c2.DrainAsync ct)
+                Expect.equal c2.FailedCount 0 "no job failed"
 
-            for KeyValue(k, v) in model do
-                if get db2 readOpts k <> Some v then
-                    failtestf "Slate reads %s wrong after the takeover" k
+                match reports |> Seq.tryFind (fun r -> r.JobId = job.Id) with
+                | Some r ->
+                    Expect.equal r.Error None "SlateDB's job committed by Slate"
+                    Expect.equal r.L0Sources job.Spec.L0 "with SlateDB's sources"
+                    Expect.equal r.Destination 1u "into SR 1 (highest SR + 1; v1 does not store it)"
+                | None -> failtestf "Slate did not run SlateDB's job %A (reports %A)" job.Id (List.ofSeq reports)
 
-            Expect.equal (scanAll db2 readOpts) (Map.toList model) "Slate scans the model"
-            awaitU (db2.CloseAsync(None, ct))
-            // in place (the test ends here): the copy the reader makes by default costs seconds
-            let scan = node (readerScript ()) [ root; path; "--in-place" ] None |> parseScan
-            Expect.equal (scan |> List.map (fun e -> e.Key, e.Value)) (hexModel model) "SlateDB reads the model"
-            true
+                let after = (latest store path).Manifest
+                Expect.isEmpty after.L0 "L0 compacted"
+                let db2 = openDb store path options
+
+                for KeyValue(k, v) in model do
+                    if get db2 readOpts k <> Some v then
+                        failtestf "Slate reads %s wrong after the takeover" k
+
+                Expect.equal (scanAll db2 readOpts) (Map.toList model) "Slate scans the model"
+                awaitU (db2.CloseAsync(None, ct))
+                // in place (the test ends here): the copy the reader makes by default costs seconds
+                let scan = node (readerScript ()) [ root; path; "--in-place" ] None |> parseScan
+                Expect.equal (scan |> List.map (fun e -> e.Key, e.Value)) (hexModel model) "SlateDB reads the model"
+                true
     finally
         cleanup root
 

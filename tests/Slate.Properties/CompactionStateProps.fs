@@ -97,6 +97,17 @@ let private stateGen: Gen<CompactorState> =
               Compactions = jobs }
     }
 
+let private trimKeepsOne =
+    Prop.forAll (Arb.fromGen stateGen) (fun s ->
+        let t = CompactorState.trim s
+        let finished = t.Compactions |> List.filter (CompactorState.isActive >> not)
+        let allFinished = s.Compactions |> List.filter (CompactorState.isActive >> not)
+
+        CompactorState.active t = CompactorState.active s
+        && finished.Length = min 1 allFinished.Length
+        && (finished
+            |> List.forall (fun f -> allFinished |> List.forall (fun o -> o.Id <= f.Id))))
+
 // ---------------------------------------------------------------- hand-built buffers
 
 let private withVersion (v: uint16) (body: byte[]) : byte[] =
@@ -331,16 +342,13 @@ let allTests =
               Expect.equal (CompactionSpec.resolveDestination m withSr).Destination 1u "lowest source SR"
           }
 
-          testPropN 200 "trim keeps active jobs and only the most recent finished one"
-          <| Prop.forAll (Arb.fromGen stateGen) (fun s ->
-              let t = CompactorState.trim s
-              let finished = t.Compactions |> List.filter (CompactorState.isActive >> not)
-              let allFinished = s.Compactions |> List.filter (CompactorState.isActive >> not)
+          testPropN 200 "trim keeps active jobs and only the most recent finished one" trimKeepsOne
 
-              CompactorState.active t = CompactorState.active s
-              && finished.Length = min 1 allFinished.Length
-              && (finished
-                  |> List.forall (fun f -> allFinished |> List.forall (fun o -> o.Id <= f.Id))))
+          // CI found this one: two finished jobs with the same id both survived the trim
+          testPropSeed
+              (6435311674309394539UL, 2501473112480010723UL, Some 8)
+              "trim keeps one finished job when ids repeat (regression seed)"
+              trimKeepsOne
 
           testPropN 200 "resetRunning leaves no Running job and changes nothing else"
           <| Prop.forAll (Arb.fromGen stateGen) (fun s ->
