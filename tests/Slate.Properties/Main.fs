@@ -37,6 +37,7 @@ let allTests =
           CrashTests.allTests
           CloudEngineTests.allTests
           FacadeTests.allTests
+          ConfigurationTests.allTests
           WalLimitTests.allTests
           ReaderTests.allTests
           AdminTests.allTests
