@@ -126,8 +126,21 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
             if closed then
                 raise (SlateException.Closed(CloseReason.Clean, "db is closed"))
 
-    /// Records the first fatal error; every pending and later call fails with it.
+    /// Records the first fatal error; every pending and later call fails with it. An `Internal`
+    /// failure of a background task is a crash: it is recorded as `Closed(Panic)` (SPEC §8), with
+    /// the original failure as the inner exception.
     let fail (e: SlateException) =
+        let e =
+            if e.Kind = SlateErrorKind.Internal then
+                SlateException(
+                    SlateErrorKind.Closed,
+                    Nullable CloseReason.Panic,
+                    "db panicked (a background task crashed): " + e.Message,
+                    e
+                )
+            else
+                e
+
         let first =
             lock stateLock (fun () ->
                 let first = failure.IsNone
@@ -141,7 +154,7 @@ type Db private (ms: ManifestStore, tables: TableStore, options: DbOptions, epoc
                 first)
 
         if first then
-            if e.Kind = SlateErrorKind.Closed then
+            if e.Kind = SlateErrorKind.Closed && e.CloseReason <> Nullable CloseReason.Panic then
                 log.LogWarning("writer of {DbPath} (epoch {Epoch}) stopped: {Reason}", ms.DbPath, epoch, e.Message)
             else
                 log.LogError(e, "writer of {DbPath} (epoch {Epoch}) failed: {Error}", ms.DbPath, epoch, e.Message)

@@ -312,7 +312,17 @@ type Reader
             | :? OperationCanceledException -> ()
             | :? SlateException as e -> failure <- Some e
             | :? ObjectStoreException as e -> failure <- Some(Failures.ofStore "reader poll" e)
-            | e -> failure <- Some(SlateException(SlateErrorKind.Internal, "reader poller failed: " + e.Message, e))
+            | e ->
+                // a crash of the poller (SPEC §8: Closed(Panic), sticky)
+                failure <-
+                    Some(
+                        SlateException(
+                            SlateErrorKind.Closed,
+                            Nullable CloseReason.Panic,
+                            "reader panicked (its manifest poller crashed): " + e.Message,
+                            e
+                        )
+                    )
         }
 
     let isNotFound (e: SlateException) =

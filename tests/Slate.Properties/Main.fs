@@ -50,7 +50,8 @@ let allTests =
           BackgroundTests.allTests
           CloneTests.allTests
           CompactionInteropTests.allTests
-          SettleTests.allTests ]
+          SettleTests.allTests
+          PanicTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).
