@@ -242,7 +242,7 @@ let private execute (store: IObjectStore) (path: string) (p: Parsed) (out: TextW
                 Db.OpenAsync(
                     store,
                     path,
-                    { DbOptions.defaults with
+                    { DbOptions.foreground with
                         MergeOperator = mergeOp },
                     ct
                 )

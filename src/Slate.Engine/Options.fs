@@ -130,7 +130,7 @@ type DbOptions =
 /// Functions over `DbOptions`.
 [<RequireQualifiedAccess>]
 module DbOptions =
-    /// SPEC §7 defaults.
+    /// SPEC §7 defaults, embedded compactor and garbage collector included (as `SlateOptions`).
     let defaults: DbOptions =
         { FlushInterval = Some(TimeSpan.FromMilliseconds 100.0)
           WalEnabled = true
@@ -152,9 +152,16 @@ module DbOptions =
           TimeProvider = TimeProvider.System
           RandomSeed = None
           ObjectStoreMaxRetries = None
-          Compactor = None
-          GarbageCollector = None
+          Compactor = Some CompactorSettings.defaults
+          GarbageCollector = Some GcSettings.defaults
           LoggerFactory = NullLoggerFactory.Instance }
+
+    /// `defaults` without the embedded compactor and garbage collector: for one-shot tools and
+    /// tests that must see exactly the L0s and objects they wrote.
+    let foreground: DbOptions =
+        { defaults with
+            Compactor = None
+            GarbageCollector = None }
 
     /// Raises `Invalid` ("invalid configuration: ...") for settings outside SPEC §7.
     let validate (o: DbOptions) : unit =

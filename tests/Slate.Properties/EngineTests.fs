@@ -51,7 +51,7 @@ module Eng =
     /// Small, deterministic engine settings: 1 KiB L0 SSTs, manual flushes only, small caches.
     /// L0MaxSsts is raised because no compactor drains L0 yet (the limit is tested in InteropTests).
     let options: DbOptions =
-        { DbOptions.defaults with
+        { DbOptions.foreground with
             FlushInterval = None
             L0SstSizeBytes = 1024L
             L0MaxSsts = 100_000

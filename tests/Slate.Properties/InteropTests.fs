@@ -337,7 +337,7 @@ let private readOpts =
 
 /// Small L0s (4 KiB memtables), 1 KiB blocks, explicit WAL flushes only.
 let private engineOptions =
-    { DbOptions.defaults with
+    { DbOptions.foreground with
         FlushInterval = None
         L0SstSizeBytes = 4096L
         L0MaxSsts = 64 // no compactor runs: keep every L0 flush unblocked (SlateDB gets l0_max_ssts = 64 too)
@@ -665,7 +665,7 @@ let private compatAsWriter (case: string) =
                 |> Set.ofList
 
             let options =
-                { DbOptions.defaults with
+                { DbOptions.foreground with
                     MergeOperator = mergeOp }
 
             let db = await "Db.OpenAsync" (Db.OpenAsync(store, dbPath, options, ct))

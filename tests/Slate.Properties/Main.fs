@@ -51,7 +51,8 @@ let allTests =
           CloneTests.allTests
           CompactionInteropTests.allTests
           SettleTests.allTests
-          PanicTests.allTests ]
+          PanicTests.allTests
+          FSharpApiTests.allTests ]
 
 /// Wraps Expecto's printer so that the run ends with the plain line CI reads:
 /// `tests: N passed, M failed` (errored tests count as failed).

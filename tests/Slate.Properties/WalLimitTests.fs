@@ -15,7 +15,7 @@ let allTests =
               let store = InMemoryObjectStore()
 
               let options =
-                  { DbOptions.defaults with
+                  { DbOptions.foreground with
                       FlushInterval = None
                       RandomSeed = Some 11 }
 
