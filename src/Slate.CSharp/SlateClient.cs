@@ -13,7 +13,7 @@ public sealed class SlateClient : IAsyncDisposable, IDisposable
     private SlateClient(E.Db db) => _db = db;
 
     /// <summary>The engine writer (for the F# API and tools).</summary>
-    public E.Db Engine => _db;
+    internal E.Db Engine => _db;
 
     /// <summary>Opens or creates the database at <paramref name="path"/>, fencing any older writer and replaying the WAL.</summary>
     /// <param name="path">Database path inside the store.</param>

@@ -411,5 +411,74 @@ let private lifecycleTests =
               awaitU (c3.CloseAsync())
           } ]
 
+/// Every type a public or protected member of the C# assembly mentions (API.md: no F# types).
+let private surfaceTypes () : (string * Type) list =
+    let asm = typeof<SlateClient>.Assembly
+
+    let flags =
+        Reflection.BindingFlags.Public
+        ||| Reflection.BindingFlags.Instance
+        ||| Reflection.BindingFlags.Static
+        ||| Reflection.BindingFlags.DeclaredOnly
+
+    let rec expand (t: Type) : Type list =
+        if t.HasElementType then
+            expand (t.GetElementType())
+        elif t.IsGenericType then
+            t.GetGenericTypeDefinition()
+            :: (t.GetGenericArguments() |> Seq.collect expand |> List.ofSeq)
+        else
+            [ t ]
+
+    [ for t in asm.GetExportedTypes() do
+          let visible (m: Reflection.MethodBase) =
+              not (isNull m) && (m.IsPublic || m.IsFamily)
+
+          for m in t.GetMethods flags do
+              if visible m then
+                  for p in m.GetParameters() do
+                      for x in expand p.ParameterType -> sprintf "%s.%s(%s)" t.Name m.Name p.Name, x
+
+                  for x in expand m.ReturnType -> sprintf "%s.%s returns" t.Name m.Name, x
+
+          for c in t.GetConstructors flags do
+              if visible c then
+                  for p in c.GetParameters() do
+                      for x in expand p.ParameterType -> sprintf "%s ctor(%s)" t.Name p.Name, x
+
+          for p in t.GetProperties flags do
+              if visible p.GetMethod || visible p.SetMethod then
+                  for x in expand p.PropertyType -> sprintf "%s.%s" t.Name p.Name, x
+
+          if not (isNull t.BaseType) then
+              for x in expand t.BaseType -> sprintf "%s base" t.Name, x ]
+
+let private surfaceTests =
+    testList
+        "public surface"
+        [ test "no FSharp.Core type, tuple or engine type appears in the C# assembly's public surface" {
+              let fsharpCore = typeof<list<int>>.Assembly
+              let engine = typeof<Slate.Engine.Db>.Assembly
+
+              let leaks =
+                  surfaceTypes ()
+                  |> List.filter (fun (where, t) ->
+                      t.Assembly = fsharpCore
+                      // engine types outside namespace Slate (SlateException & co. live there) would
+                      // drag F# options and lists in; the one bridge is ObjectStore.FromEngine
+                      || (t.Assembly = engine
+                          && t.Namespace <> "Slate"
+                          && not (where.StartsWith "ObjectStore.FromEngine"))
+                      || (t.IsGenericType
+                          && t.FullName <> null
+                          && (t.FullName.StartsWith "System.Tuple"
+                              || t.FullName.StartsWith "System.ValueTuple")))
+                  |> List.map (fun (where, t) -> sprintf "%s: %s" where t.FullName)
+                  |> List.distinct
+
+              Expect.isEmpty leaks "F# types in the C# surface"
+              Expect.isGreaterThan (surfaceTypes ()).Length 200 "the scan sees the surface"
+          } ]
+
 let allTests =
-    testList "Facade" [ storeTests; validationTests; readTests; lifecycleTests ]
+    testList "Facade" [ storeTests; validationTests; readTests; lifecycleTests; surfaceTests ]
