@@ -46,6 +46,7 @@ let allTests =
           WatchTests.allTests
           WriteRowsProps.allTests
           BenchCliTests.allTests
+          CliLogTests.allTests
           BackgroundTests.allTests
           CloneTests.allTests
           CompactionInteropTests.allTests
