@@ -98,6 +98,46 @@ let allTests =
                   cleanup dir
           }
 
+          test "the slate process: the console logger writes to stderr, stdout keeps the JSON report" {
+              let dir = tempDir "gc-log-process"
+
+              try
+                  withL0s dir 3
+                  let cli = Path.Combine(AppContext.BaseDirectory, "Slate.Cli.dll")
+                  let psi = Diagnostics.ProcessStartInfo("dotnet")
+
+                  for a in
+                      [ cli
+                        "--store"
+                        "file://" + dir
+                        "--path"
+                        "db"
+                        "gc"
+                        "--min-age"
+                        "0"
+                        "--json" ] do
+                      psi.ArgumentList.Add a
+
+                  psi.RedirectStandardOutput <- true
+                  psi.RedirectStandardError <- true
+                  psi.UseShellExecute <- false
+                  use p = Diagnostics.Process.Start psi
+                  let stderr = p.StandardError.ReadToEndAsync()
+                  let stdout = p.StandardOutput.ReadToEnd()
+                  Expect.isTrue (p.WaitForExit 60_000) "the process ends"
+                  let err = stderr.Result
+                  Expect.equal p.ExitCode 0 ("exit code; stderr " + err)
+                  let lines = outputLines stdout
+                  Expect.equal lines.Length 1 ("one line on stdout: " + stdout)
+                  let report = JsonDocument.Parse(lines.Head).RootElement
+                  Expect.isFalse (report.GetProperty("dry_run").GetBoolean()) "the report"
+                  Expect.stringContains err "info: Slate.Gc" "the console logger's line on stderr"
+                  Expect.stringContains err "GC pass of db at manifest" "of the pass"
+                  Expect.isFalse (stdout.Contains "Slate.Gc") "no log on stdout"
+              finally
+                  cleanup dir
+          }
+
           test "gc --log-level filters: debug shows a quiet pass, warning and none hide it, a bad level is usage" {
               let dir = tempDir "gc-log-level"
 
