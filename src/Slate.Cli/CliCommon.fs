@@ -37,3 +37,33 @@ let guarded (err: TextWriter) (f: unit -> int) : int =
     | :? ObjectStoreException as e ->
         err.WriteLine("slate: " + e.Message)
         1
+
+/// True when `err` is the process's standard error and that is a terminal (not redirected): only
+/// then do commands draw a progress line.
+let onTerminal (err: TextWriter) : bool =
+    obj.ReferenceEquals(err, System.Console.Error)
+    && not System.Console.IsErrorRedirected
+
+/// A one-line progress report on `err` ("<label> <n> <unit>"), redrawn in place (carriage
+/// return) at most every `everyMs` milliseconds and erased by `Finish`; does nothing unless
+/// `enabled` (see `onTerminal`: never when stderr is a file or a pipe).
+type Progress(err: TextWriter, enabled: bool, label: string, unit': string, everyMs: int64) =
+    let sw = System.Diagnostics.Stopwatch.StartNew()
+    let mutable last = -everyMs
+    let mutable width = 0
+
+    /// Reports `count` done so far.
+    member _.Report(count: int64) : unit =
+        if enabled && sw.ElapsedMilliseconds - last >= everyMs then
+            last <- sw.ElapsedMilliseconds
+            let text = sprintf "%s %d %s" label count unit'
+            err.Write("\r" + text.PadRight width)
+            err.Flush()
+            width <- max width text.Length
+
+    /// Erases the line (if one was drawn).
+    member _.Finish() : unit =
+        if width > 0 then
+            err.Write("\r" + System.String(' ', width) + "\r")
+            err.Flush()
+            width <- 0

@@ -40,14 +40,17 @@ let usage =
   checkpoints delete --id ID
   clone <source-path> [--checkpoint ID]   make --path a clone of <source-path> (same store),
                                          at that source checkpoint or at its latest state
-  gc [--dry-run] [--min-age 5m] [--wal-fences]   one garbage-collection pass
-  compactor                              standalone compactor until Ctrl-C
+  gc [--dry-run] [--min-age 5m] [--wal-fences] [--log-level information]
+                                         one garbage-collection pass
+  compactor [--log-level information]    standalone compactor until Ctrl-C
   watch [--interval 1s] [--count N] [--until-l0 N]
                                          one line per change of L0 / sorted runs
   bench [--records N] [--reads N] [--durable N] [--value-size B]
                                          Slate's workloads on this store (fresh path only)
   inspect [--scan]                       manifest, SST statistics (and content)
-  --merge-operator concat                resolve merge operands by byte concatenation"""
+  --merge-operator concat                resolve merge operands by byte concatenation
+  --log-level <level>                    gc and compactor: trace|debug|information|warning|error|none,
+                                         to standard error (default information)"""
 
 let private valued =
     set
@@ -149,6 +152,13 @@ let private printCheckpoints (out: TextWriter) (asJson: bool) (cps: Checkpoint l
                     (c.ExpireTimeS |> Option.map time |> Option.defaultValue "never")
                     defaultArg c.Name "" ] ]
 
+/// One `external_dbs` entry (SPEC §5.15) as JSON: path, checkpoints and the SST ids it lends.
+let private externalJson (e: ExternalDb) =
+    {| path = e.Path
+       source_checkpoint_id = Uuid.toString e.SourceCheckpointId
+       final_checkpoint_id = e.FinalCheckpointId |> Option.map Uuid.toString |> Option.toObj
+       sst_ids = e.SstIds |> List.map Ulid.toString |}
+
 let private manifestJson (m: StoredManifest) =
     let sst (h: SstHandle) =
         {| id = Ulid.toString h.Id
@@ -169,7 +179,8 @@ let private manifestJson (m: StoredManifest) =
         |> List.map (fun sr ->
             {| id = sr.Id
                ssts = sr.Ssts |> List.map sst |})
-       checkpoints = mm.Checkpoints |> List.map checkpointJson |}
+       checkpoints = mm.Checkpoints |> List.map checkpointJson
+       external_dbs = mm.ExternalDbs |> List.map externalJson |}
 
 let private printManifest (out: TextWriter) (m: StoredManifest) =
     let mm = m.Manifest
@@ -197,6 +208,21 @@ let private printManifest (out: TextWriter) (m: StoredManifest) =
 
     if not mm.Checkpoints.IsEmpty then
         printCheckpoints out false mm.Checkpoints
+
+    out.WriteLine(sprintf "  external_dbs %d" mm.ExternalDbs.Length)
+
+    if not mm.ExternalDbs.IsEmpty then
+        table
+            out
+            [ "path"; "source checkpoint"; "final checkpoint"; "ssts"; "sst ids" ]
+            [ for e in mm.ExternalDbs ->
+                  [ e.Path
+                    Uuid.toString e.SourceCheckpointId
+                    (e.FinalCheckpointId |> Option.map Uuid.toString |> Option.defaultValue "-")
+                    string e.SstIds.Length
+                    (match e.SstIds with
+                     | [] -> "-"
+                     | ids -> ids |> List.map Ulid.toString |> String.concat ",") ] ]
 
 let private value (r: RowEntry) =
     match r.Value with
@@ -328,11 +354,17 @@ let private execute (store: IObjectStore) (path: string) (p: Parsed) (out: TextW
             let it = r.Scan(range, false, false)
             let rows = ResizeArray<RowEntry>()
             let mutable go = rows.Count < max
+            // a long scan shows its count on a terminal (never in --json, never into a pipe)
+            let progress =
+                CliCommon.Progress(err, not asJson && CliCommon.onTerminal err, "scan:", "rows", 250L)
 
             while go do
                 let batch = wait (it.NextBatchAsync(min 1024 (max - rows.Count), ct))
                 rows.AddRange batch
+                progress.Report(int64 rows.Count)
                 go <- not batch.IsEmpty && rows.Count < max
+
+            progress.Finish()
 
             if asJson then
                 for row in rows do

@@ -2,7 +2,9 @@
 module Slate.Cli.CompactorCmd
 
 open System
+open System.IO
 open System.Threading
+open Microsoft.Extensions.Logging
 open Slate
 open Slate.Engine
 open Slate.Model
@@ -31,60 +33,69 @@ let private describe (r: CompactionReport) : string =
 
     String.Join(" + ", l0 @ srs)
 
-/// One line per finished job (JSON object per line with `json`).
-let private print (json: bool) (r: CompactionReport) : unit =
+/// One line per finished job on `out` (JSON object per line with `json`).
+let private print (out: TextWriter) (json: bool) (r: CompactionReport) : unit =
     let now = DateTimeOffset.UtcNow.ToString("HH:mm:ss.fff")
 
-    if json then
-        let err =
-            match r.Error with
-            | Some e -> Text.Json.JsonSerializer.Serialize e
-            | None -> "null"
+    let line =
+        if json then
+            let err =
+                match r.Error with
+                | Some e -> Text.Json.JsonSerializer.Serialize e
+                | None -> "null"
 
-        printfn
-            """{"time":"%s","job":"%s","l0_sources":%d,"sr_sources":[%s],"destination":%d,"bytes_in":%d,"bytes_out":%d,"output_ssts":%d,"l0":%d,"sorted_runs":%d,"error":%s}"""
-            now
-            (Ulid.toString r.JobId)
-            r.L0Sources.Length
-            (String.Join(",", r.SortedRunSources))
-            r.Destination
-            r.BytesIn
-            r.BytesOut
-            r.OutputSsts
-            r.L0Count
-            r.SortedRunCount
-            err
-    else
-        match r.Error with
-        | None ->
-            printfn
-                "%s  %s -> SR %d  in %s out %s (%d SSTs)  now L0 %d, SRs %d"
+            sprintf
+                """{"time":"%s","job":"%s","l0_sources":%d,"sr_sources":[%s],"destination":%d,"bytes_in":%d,"bytes_out":%d,"output_ssts":%d,"l0":%d,"sorted_runs":%d,"error":%s}"""
                 now
-                (describe r)
+                (Ulid.toString r.JobId)
+                r.L0Sources.Length
+                (String.Join(",", r.SortedRunSources))
                 r.Destination
-                (size r.BytesIn)
-                (size r.BytesOut)
+                r.BytesIn
+                r.BytesOut
                 r.OutputSsts
                 r.L0Count
                 r.SortedRunCount
-        | Some e -> printfn "%s  %s -> SR %d  FAILED: %s" now (describe r) r.Destination e
+                err
+        else
+            match r.Error with
+            | None ->
+                sprintf
+                    "%s  %s -> SR %d  in %s out %s (%d SSTs)  now L0 %d, SRs %d"
+                    now
+                    (describe r)
+                    r.Destination
+                    (size r.BytesIn)
+                    (size r.BytesOut)
+                    r.OutputSsts
+                    r.L0Count
+                    r.SortedRunCount
+            | Some e -> sprintf "%s  %s -> SR %d  FAILED: %s" now (describe r) r.Destination e
 
-/// Runs until Ctrl-C; 0 on a normal stop.
-let run (store: IObjectStore) (path: string) (json: bool) (mergeOp: MergeOperator option) : int =
-    use cts = new CancellationTokenSource()
+    lock out (fun () ->
+        out.WriteLine line
+        out.Flush())
 
-    Console.CancelKeyPress.Add(fun e ->
-        e.Cancel <- true
-        cts.Cancel())
-
+/// Compacts until `ct` is cancelled, one line per finished job on `out`, the log (categories
+/// Slate.Compactor, Slate.Db) to `loggers`; 0 on a normal stop.
+let run
+    (store: IObjectStore)
+    (path: string)
+    (json: bool)
+    (mergeOp: MergeOperator option)
+    (out: TextWriter)
+    (loggers: ILoggerFactory)
+    (ct: CancellationToken)
+    : int =
     let options =
         { DbOptions.defaults with
-            MergeOperator = mergeOp }
+            MergeOperator = mergeOp
+            LoggerFactory = loggers }
 
     if not json then
-        printfn "compacting %s (Ctrl-C to stop)" path
+        out.WriteLine(sprintf "compacting %s (Ctrl-C to stop)" path)
 
-    (CompactorRunner.runWithAsync store path CompactorSettings.defaults options (print json) cts.Token)
+    (CompactorRunner.runWithAsync store path CompactorSettings.defaults options (print out json) ct)
         .GetAwaiter()
         .GetResult()
 

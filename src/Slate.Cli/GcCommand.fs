@@ -7,17 +7,21 @@ open System.Globalization
 open System.IO
 open System.Text.Json
 open System.Threading
+open Microsoft.Extensions.Logging
 open Slate
 open Slate.Model
 open Slate.Engine
 
 let usage =
     """usage: slate --store <url> --path <db> gc [--dry-run] [--min-age <duration>] [--wal-fences] [--json]
+                                          [--log-level <level>]
 
   --dry-run             report what would be deleted; delete nothing
   --min-age <duration>  nothing younger is deleted (default 5m); e.g. 300s, 5m, 1h, 250ms, 0
   --wal-fences          also delete WAL fence objects
-  --json                print the report as one JSON object"""
+  --json                print the report as one JSON object
+  --log-level <level>   trace|debug|information|warning|error|none (default information);
+                        the log goes to standard error"""
 
 type private GcArgs =
     { Store: string option
@@ -26,7 +30,8 @@ type private GcArgs =
       DryRun: bool
       MinAge: TimeSpan option
       WalFences: bool
-      Json: bool }
+      Json: bool
+      LogLevel: LogLevel }
 
 /// Parses a duration: a number with a unit (ms, s, m, h, d), a bare number of seconds, or a
 /// .NET time span (`00:05:00`).
@@ -65,6 +70,10 @@ let rec private parse (a: GcArgs) (args: string list) : Result<GcArgs, string> =
         match parseDuration v with
         | Some d -> parse { a with MinAge = Some d } rest
         | None -> Error(sprintf "invalid --min-age '%s' (e.g. 300s, 5m, 1h)" v)
+    | "--log-level" :: v :: rest ->
+        match CliLogging.parseLevel v with
+        | Some l -> parse { a with LogLevel = l } rest
+        | None -> Error(CliLogging.invalidLevel v)
     | ("-h" | "--help") :: _ -> Error ""
     | x :: _ when x.StartsWith "--" -> Error(sprintf "unknown or incomplete option %s" x)
     | x :: rest when a.Command.IsNone -> parse { a with Command = Some x } rest
@@ -75,7 +84,7 @@ let private commandOf (argv: string list) : string option =
     let rec go args =
         match args with
         | [] -> None
-        | ("--store" | "--path" | "--min-age" | "--merge-operator") :: _ :: rest -> go rest
+        | ("--store" | "--path" | "--min-age" | "--merge-operator" | "--log-level") :: _ :: rest -> go rest
         | (x: string) :: rest when x.StartsWith "-" -> go rest
         | x :: _ -> Some x
 
@@ -186,23 +195,27 @@ let private writeTable (out: TextWriter) (r: GcReport) =
     for n in r.Notes do
         out.WriteLine("note: " + n)
 
-/// Runs one pass on `store` and prints the report; the exit code (0, or 1 when a delete failed).
+/// Runs one pass on `store` (logging to `loggers`, category Slate.Gc) and prints the report;
+/// the exit code (0, or 1 when a delete failed).
 let run
     (store: IObjectStore)
     (dbPath: string)
     (settings: GcSettings)
     (json: bool)
     (out: TextWriter)
+    (loggers: ILoggerFactory)
     (ct: CancellationToken)
     : int =
-    let r =
-        (Gc.runOnceAsync store dbPath settings TimeProvider.System ct).GetAwaiter().GetResult()
+    let admin = Admin.Create(store, dbPath, TimeProvider.System, None, loggers)
+
+    let r = admin.RunGarbageCollectionOnceAsync(settings, ct).GetAwaiter().GetResult()
 
     if json then writeJson out r else writeTable out r
     if List.isEmpty (GcReport.failures r) then 0 else 1
 
-/// Handles the command line when its command is `gc`; None for any other command.
-let tryRun (argv: string[]) : int option =
+/// Handles the command line when its command is `gc`, writing the report to `out` and the log
+/// and errors to `err`; None for any other command.
+let tryRunWith (argv: string[]) (out: TextWriter) (err: TextWriter) (ct: CancellationToken) : int option =
     if commandOf (List.ofArray argv) <> Some "gc" then
         None
     else
@@ -213,14 +226,15 @@ let tryRun (argv: string[]) : int option =
               DryRun = false
               MinAge = None
               WalFences = false
-              Json = false }
+              Json = false
+              LogLevel = LogLevel.Information }
 
         match parse empty (List.ofArray argv) with
         | Error msg ->
             if msg <> "" then
-                eprintfn "slate: %s" msg
+                err.WriteLine("slate: " + msg)
 
-            eprintfn "%s" usage
+            err.WriteLine usage
             Some 2
         | Ok a ->
             match a.Store, a.Path with
@@ -232,16 +246,15 @@ let tryRun (argv: string[]) : int option =
                         MinAge = defaultArg a.MinAge GcSettings.defaults.MinAge }
 
                 Some(
-                    CliCommon.guarded Console.Error (fun () ->
-                        run
-                            (ObjectStore.Resolve(store).Inner)
-                            dbPath
-                            settings
-                            a.Json
-                            Console.Out
-                            CancellationToken.None)
+                    CliCommon.guarded err (fun () ->
+                        use loggers = CliLogging.create a.LogLevel err
+                        run (ObjectStore.Resolve(store).Inner) dbPath settings a.Json out loggers ct)
                 )
             | _ ->
-                eprintfn "slate: --store and --path are required"
-                eprintfn "%s" usage
+                err.WriteLine "slate: --store and --path are required"
+                err.WriteLine usage
                 Some 2
+
+/// `tryRunWith` on the console.
+let tryRun (argv: string[]) : int option =
+    tryRunWith argv Console.Out Console.Error CancellationToken.None

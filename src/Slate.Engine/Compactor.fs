@@ -116,6 +116,10 @@ type Compactor
     let running = Dictionary<Ulid, RunningJob>()
     let mutable completed = 0
     let mutable failed = 0
+    // during DrainAsync: the source sets that failed in this drain (not proposed again before it
+    // ends) and the reports of those failures; None outside a drain
+    let mutable drainFailed: Set<CompactionSources> option = None
+    let drainFailures = ResizeArray<CompactionReport>()
 
     let mintUlid () : Ulid =
         lock random (fun () ->
@@ -256,6 +260,10 @@ type Compactor
         | Some e ->
             failed <- failed + 1
 
+            match drainFailed with
+            | Some s when e <> cancelledError -> drainFailed <- Some(Set.add sources s)
+            | _ -> ()
+
             if e = cancelledError then
                 Logging.jobAbandoned log ms.DbPath job.Id job.Spec
             else
@@ -271,7 +279,7 @@ type Compactor
             | Some o -> Logging.jobFinished log ms.DbPath job.Id job.Spec o.BytesIn o.BytesOut o.Outputs.Length
             | None -> Logging.jobFinished log ms.DbPath job.Id job.Spec 0L 0L 0
 
-        observer
+        let r =
             { JobId = job.Id
               L0Sources = job.Spec.L0
               SortedRunSources = job.Spec.SortedRuns
@@ -282,6 +290,11 @@ type Compactor
               OutputSsts = outcome |> Option.map (fun o -> o.Outputs.Length) |> Option.defaultValue 0
               L0Count = m.L0.Length
               SortedRunCount = m.Compacted.Length }
+
+        if err.IsSome && drainFailed.IsSome then
+            drainFailures.Add r
+
+        observer r
 
     let setStatus (job: Compaction) (status: CompactionStatus) (outputs: SstHandle list) =
         state <-
@@ -378,7 +391,7 @@ type Compactor
                     planner
                     manifest.Manifest
                     (CompactorState.active state)
-                    (CompactionBackoff.excluded (nowMs ()) backoff)
+                    (Set.union (CompactionBackoff.excluded (nowMs ()) backoff) (defaultArg drainFailed Set.empty))
 
             if not proposals.IsEmpty then
                 for p in proposals do
@@ -418,25 +431,49 @@ type Compactor
     member _.WaitRunningAsync() : Task =
         Task.WhenAll(running.Values |> Seq.map (fun r -> r.Task :> Task)).ContinueWith(fun (_: Task) -> ())
 
-    /// Ticks until no job is submitted or running (the tree has settled for the planner), or
-    /// until a job fails (its sources are then backed off, see `Backoff`).
+    /// The reports of the jobs that failed during the latest `DrainAsync` (in the order they
+    /// failed; empty when none did).
+    member _.DrainFailures: CompactionReport list = List.ofSeq drainFailures
+
+    /// Ticks until no job is submitted or running (the tree has settled for the planner). A job
+    /// that fails does not stop the drain: it is reported as usual (observer, log, `FailedCount`,
+    /// `Backoff`), its exact source set is not proposed again until the drain ends, and the other
+    /// jobs go on and commit. The failures of the drain are then in `DrainFailures` and logged as
+    /// one warning.
     member this.DrainAsync(ct: CancellationToken) : Task =
         task {
-            let failedBefore = failed
-            let mutable fin = false
+            drainFailures.Clear()
+            drainFailed <- Some Set.empty
 
-            while not fin do
-                do! this.TickAsync ct
+            try
+                let mutable fin = false
 
-                let submitted =
-                    state.Compactions
-                    |> List.exists (fun c -> c.Status = CompactionStatus.Submitted)
+                while not fin do
+                    do! this.TickAsync ct
 
-                if failed > failedBefore || (running.Count = 0 && not submitted) then
-                    fin <- true
-                elif running.Count > 0 then
-                    let! _ = Task.WhenAny(running.Values |> Seq.map (fun r -> r.Task :> Task))
-                    ()
+                    let submitted =
+                        state.Compactions
+                        |> List.exists (fun c -> c.Status = CompactionStatus.Submitted)
+
+                    if running.Count = 0 && not submitted then
+                        fin <- true
+                    elif running.Count > 0 then
+                        let! _ = Task.WhenAny(running.Values |> Seq.map (fun r -> r.Task :> Task))
+                        ()
+            finally
+                drainFailed <- None
+
+            if drainFailures.Count > 0 then
+                log.LogWarning(
+                    "drain of {DbPath} ended with {Failed} failed compaction(s): {Failures}",
+                    ms.DbPath,
+                    drainFailures.Count,
+                    String.Join(
+                        "; ",
+                        drainFailures
+                        |> Seq.map (fun r -> sprintf "%s: %s" (Ulid.toString r.JobId) (defaultArg r.Error ""))
+                    )
+                )
         }
 
     /// Ticks every `PollInterval` (and whenever a job ends) until `ct` is cancelled; then

@@ -691,6 +691,68 @@ let private inputTests =
                       SlateAdmin.Create("src", s).CreateCloneAsync("src"))
                   |> ignore)
 
+          testCase "slate manifest shows external_dbs (path, checkpoints, SST ids) in the table and in --json"
+          <| fun () ->
+              let dir = tempDir "clone-manifest-cli"
+
+              try
+                  let store = LocalFileObjectStore(dir) :> IObjectStore
+                  let _ = smallSource store
+
+                  let cp =
+                      Eng.await ((admin store "src").CreateDetachedCheckpointAsync(Checkpoints.defaultOptions, Eng.ct))
+
+                  clone store "c1" "src" (Some(Uuid.toGuid cp.Id)) |> ignore
+                  // a clone of a clone inherits src's entry and adds its own for c1
+                  let m = clone store "c2" "c1" None
+                  let ext = m.Manifest.ExternalDbs
+                  Expect.equal (ext |> List.map (fun e -> e.Path)) [ "src"; "c1" ] "two external databases"
+                  Expect.isNonEmpty ext.Head.SstIds "src lends SSTs"
+
+                  let cli (args: string list) =
+                      use out = new StringWriter()
+                      use err = new StringWriter()
+                      let argv = Array.ofList ([ "--store"; "file://" + dir; "--path"; "c2" ] @ args)
+                      let code = Slate.Cli.Commands.run argv out err
+                      Expect.equal code 0 (sprintf "exit code (%s)" (err.ToString()))
+                      out.ToString()
+
+                  let text = cli [ "manifest" ]
+                  Expect.stringContains text "external_dbs 2" "the table counts them"
+
+                  for e in ext do
+                      let row =
+                          outputLines text
+                          |> List.tryFind (fun l -> l.StartsWith(e.Path + " "))
+                          |> Option.defaultWith (fun () -> failtestf "no row for %s in:\n%s" e.Path text)
+
+                      Expect.stringContains row (Uuid.toString e.SourceCheckpointId) "source checkpoint"
+                      Expect.stringContains row (Uuid.toString e.FinalCheckpointId.Value) "final checkpoint"
+
+                      for id in e.SstIds do
+                          Expect.stringContains row (Ulid.toString id) "each lent SST"
+
+                  let json = Text.Json.JsonDocument.Parse(cli [ "--json"; "manifest" ]).RootElement
+
+                  let entries =
+                      [ for e in json.GetProperty("external_dbs").EnumerateArray() ->
+                            e.GetProperty("path").GetString(),
+                            e.GetProperty("source_checkpoint_id").GetString(),
+                            e.GetProperty("final_checkpoint_id").GetString(),
+                            [ for i in e.GetProperty("sst_ids").EnumerateArray() -> i.GetString() ] ]
+
+                  let expected =
+                      [ for e in ext ->
+                            e.Path,
+                            Uuid.toString e.SourceCheckpointId,
+                            Uuid.toString e.FinalCheckpointId.Value,
+                            e.SstIds |> List.map Ulid.toString ]
+
+                  Expect.equal entries expected "--json external_dbs"
+                  Expect.equal (json.GetProperty("id").GetUInt64()) m.Id "of the latest manifest"
+              finally
+                  cleanup dir
+
           testCase "slate clone <source-path> [--checkpoint ID]" (fun () ->
               let dir = tempDir "clone-cli"
 

@@ -71,6 +71,51 @@ let load (db: Db) (n: int) (round: int) (model: Map<string, string>) : Map<strin
 
     m
 
+/// Holds the whole and ranged reads of `gated` keys until `release` completes (a job kept
+/// running until a test lets it go); everything else goes straight to `inner`.
+type private GatedStore(inner: IObjectStore, gated: Set<string>, release: Task) =
+    let hold (key: string) =
+        if gated.Contains key then
+            release.WaitAsync limit
+        else
+            Task.CompletedTask
+
+    interface IObjectStore with
+        member _.PutAsync(key, data, mode, attributes, ct) =
+            inner.PutAsync(key, data, mode, attributes, ct)
+
+        member _.GetAsync(key, ct) =
+            task {
+                do! hold key
+                return! inner.GetAsync(key, ct)
+            }
+
+        member _.GetRangeAsync(key, start, endExclusive, ct) =
+            task {
+                do! hold key
+                return! inner.GetRangeAsync(key, start, endExclusive, ct)
+            }
+
+        member _.HeadAsync(key, ct) = inner.HeadAsync(key, ct)
+        member _.ListAsync(prefix, ct) = inner.ListAsync(prefix, ct)
+        member _.DeleteAsync(key, ct) = inner.DeleteAsync(key, ct)
+        member _.Describe = inner.Describe
+
+/// Writes `l0s` L0 SSTs of `rows` fresh keys each (prefix `tag`); returns the model.
+let private writeL0s (db: Db) (tag: string) (l0s: int) (rows: int) (model: Map<string, string>) =
+    let mutable m = model
+
+    for i in 0 .. l0s - 1 do
+        for r in 0 .. rows - 1 do
+            let k = sprintf "%s-%d-%04d" tag i r
+            let v = sprintf "v-%s" (String('y', 30))
+            put db k v |> ignore
+            m <- Map.add k v m
+
+        awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+
+    m
+
 let private embeddedTests =
     testList
         "embedded"
@@ -136,7 +181,92 @@ let private embeddedTests =
 let private semanticsTests =
     testList
         "semantics"
-        [ test "tombstones vanish in the last sorted run and deleted keys stay deleted" {
+        [ test "DrainAsync goes on after a failed job: another job still commits, the failure is reported" {
+              let store = InMemoryObjectStore() :> IObjectStore
+
+              let o =
+                  { options with
+                      L0SstSizeBytes = 1L <<< 20 }
+
+              let db = openDb store "drain" o
+              // SR ids grow with age reversed in size: SR 0 (2 x 200 rows) is larger than SR 1
+              // (2 x 100 rows), so a SizeRatio of 1 never merges them
+              let builder =
+                  { settings with
+                      MinCompactionSources = 2
+                      SizeRatio = 1.0 }
+
+              let mutable model = writeL0s db "a" 2 200 Map.empty
+              awaitU ((startCompactor store "drain" builder o).DrainAsync ct)
+              model <- writeL0s db "b" 2 100 model
+              awaitU ((startCompactor store "drain" builder o).DrainAsync ct)
+              model <- writeL0s db "c" 2 20 model
+              awaitU (db.CloseAsync(Some FlushKind.MemTable, ct))
+              let before = (latest store "drain").Manifest
+              Expect.equal before.Compacted.Length 2 "two sorted runs to start with"
+              Expect.equal before.L0.Length 2 "two L0 SSTs to start with"
+              // the SR job reads the oldest run: one of its SSTs fails every read
+              let bad =
+                  Paths.key "drain" (ObjectName.Compacted (List.last before.Compacted).Ssts.Head.Id)
+
+              let l0Keys =
+                  before.L0
+                  |> List.map (fun h -> Paths.key "drain" (ObjectName.Compacted h.Id))
+                  |> Set.ofList
+
+              let faulty = FaultInjectingObjectStore(store)
+
+              faulty.SetSchedule(
+                  Func<FaultRequest, FaultAction>(fun r ->
+                      if r.Key = bad then
+                          FaultAction.FailBeforeEffect
+                      else
+                          FaultAction.Pass)
+              )
+
+              // the L0 job is held until a failure has been reported, so it is still running then
+              let failedOnce = TaskCompletionSource()
+              let gated = GatedStore(faulty, l0Keys, failedOnce.Task) :> IObjectStore
+              let reports = ConcurrentQueue<CompactionReport>()
+
+              let observe (r: CompactionReport) =
+                  reports.Enqueue r
+
+                  if r.Error.IsSome then
+                      failedOnce.TrySetResult() |> ignore
+
+              let s =
+                  { settings with
+                      MinCompactionSources = 2
+                      MaxCompactionSources = 3
+                      SizeRatio = 4.0
+                      MaxConcurrentCompactions = 2 }
+
+              let c = await (Compactor.StartAsync(gated, "drain", s, o, None, observe, ct))
+              awaitU (c.DrainAsync ct)
+              Expect.isTrue failedOnce.Task.IsCompleted "a job failed"
+              Expect.isGreaterThan c.FailedCount 0 "FailedCount counts it"
+              Expect.isGreaterThanOrEqual c.CompletedCount 1 "the L0 job committed in the same drain"
+              Expect.equal c.RunningCount 0 "nothing left running"
+              let failures = c.DrainFailures
+              Expect.isNonEmpty failures "DrainFailures lists the failures"
+
+              for f in failures do
+                  Expect.contains f.SortedRunSources (List.last before.Compacted).Id "only jobs over the bad run failed"
+                  Expect.stringContains f.Error.Value "injected" "the failure names its cause"
+
+              Expect.isTrue
+                  (reports |> Seq.exists (fun r -> r.Error.IsNone && not r.L0Sources.IsEmpty))
+                  "the observer saw the L0 job finish"
+
+              let after = (latest store "drain").Manifest
+              Expect.isEmpty after.L0 "the L0 SSTs were compacted"
+              let db2 = openDb store "drain" o
+              Expect.equal (scanAll db2 readOpts) (Map.toList model) "content unchanged"
+              awaitU (db2.CloseAsync(None, ct))
+          }
+
+          test "tombstones vanish in the last sorted run and deleted keys stay deleted" {
               let store = InMemoryObjectStore() :> IObjectStore
               let db = openDb store "tomb" options
               let mutable model = load db 600 1 Map.empty

@@ -47,6 +47,7 @@ let allTests =
           WatchTests.allTests
           WriteRowsProps.allTests
           BenchCliTests.allTests
+          CliLogTests.allTests
           BackgroundTests.allTests
           CloneTests.allTests
           CompactionInteropTests.allTests
