@@ -14,6 +14,7 @@
 // off = id * 2654435761 mod (1 MiB - 399) (checked against the C# side's samples first).
 //
 // Phases (one caller, each operation awaited before the next):
+//   floor   10,000 gets of a missing key on the empty database: the binding's cost per call
 //   load    put_with_options(await_durable=false) of every id of load.u32
 //   flush   flush_with_options(MemTable)
 //   read    get of every id of reads.u32; each value compared with what was written
@@ -41,6 +42,7 @@ const BUFFER_SIZE = 1 << 20;
 const OFFSET_MOD = BUFFER_SIZE - VALUE_SIZE + 1;
 // 2654435761 mod OFFSET_MOD is below 2^20 and ids are below 2^31, so the product stays exact in a double.
 const MULT = 2654435761 % OFFSET_MOD;
+const FLOOR_OPS = 10000;
 
 /** Finds @slatedb/uniffi: $SLATEDB_UNIFFI_DIR, else node_modules above the working directory. */
 async function importBinding() {
@@ -189,9 +191,24 @@ async function main() {
     const noWait = { await_durable: false };
     const wait = { await_durable: true };
 
-    // 1. load, not durable
-    let ph = new Phase("load", loadOrder.length, dbDir);
+    // 0. the binding's floor: gets of a missing key on the empty database (memtable only, no SST,
+    // no I/O), so almost all of each figure is the Node <-> Rust crossing and the promise round trip
+    let ph = new Phase("floor", FLOOR_OPS, dbDir);
     let lat = ph.lat;
+    let errors = 0;
+    writeKey(key, 0xffffffff);
+    ph.start();
+    for (let i = 0; i < FLOOR_OPS; i++) {
+      const t0 = process.hrtime.bigint();
+      const v = await db.get(key);
+      lat[i] = Number(process.hrtime.bigint() - t0);
+      if (v !== undefined) errors++;
+    }
+    phases.push(ph.stop(FLOOR_OPS, errors));
+
+    // 1. load, not durable
+    ph = new Phase("load", loadOrder.length, dbDir);
+    lat = ph.lat;
     ph.start();
     for (let i = 0; i < loadOrder.length; i++) {
       const id = loadOrder[i];
@@ -217,7 +234,7 @@ async function main() {
     // 2. point reads, every value checked
     ph = new Phase("read", readOrder.length, dbDir);
     lat = ph.lat;
-    let errors = 0;
+    errors = 0;
     ph.start();
     for (let i = 0; i < readOrder.length; i++) {
       const id = readOrder[i];
