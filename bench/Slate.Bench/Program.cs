@@ -15,7 +15,8 @@ if (args.Length == 0 || args[0] != "quick")
           --records N      records loaded (default 1000000)
           --reads N        point reads (default = records)
           --durable N      durable puts of the 1-writer run (default 2000)
-          --engines LIST   comma-separated subset of slate,rocksdb,zonetree (default all)
+          --engines LIST   comma-separated subset of slate,slatedb,rocksdb,zonetree (default all;
+                           slatedb only when node and @slatedb/uniffi@0.12.1 are usable)
           --dir PATH       folder for the databases (default: a new temp folder, deleted afterwards)
           --keep           keep the database folders
         """);
@@ -26,7 +27,7 @@ int records = 1_000_000, durable = 2000;
 int? reads = null;
 string? dir = null;
 var keep = false;
-var engines = new List<string> { "slate", "rocksdb", "zonetree" };
+List<string>? engines = null;
 for (var i = 1; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -47,6 +48,18 @@ if (records < 1 || durable < 1 || reads is < 1)
     return 2;
 }
 
+string? skipped = null;
+if (engines is null)
+{
+    engines = ["slate", "slatedb", "rocksdb", "zonetree"];
+    if (SlateDbRunner.Unavailable() is { } why)
+    {
+        engines.Remove("slatedb");
+        skipped = $"SlateDB left out of the default engines: {why}";
+        Console.Error.WriteLine($"note: {skipped}");
+    }
+}
+
 var started = DateTime.UtcNow;
 var root = dir ?? Path.Combine(Path.GetTempPath(), $"slate-bench-{started:yyyyMMdd-HHmmss}-{Environment.ProcessId}");
 Directory.CreateDirectory(root);
@@ -58,6 +71,7 @@ foreach (var e in engines)
     runners.Add(e switch
     {
         "slate" => new SlateRunner(),
+        "slatedb" => new SlateDbRunner(),
         "rocksdb" => new RocksRunner(),
         "zonetree" => new ZoneTreeRunner(),
         _ => throw new ArgumentException($"unknown engine '{e}'"),
@@ -96,6 +110,7 @@ H("## Engines");
 H("");
 foreach (var r in runners)
     H($"- **{r.Name}** ({r.Version}): {r.Describe(config)}");
+if (skipped is not null) H($"- {skipped}");
 H("");
 
 var w = new Workload(records, config.Reads, durable);

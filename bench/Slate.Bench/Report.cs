@@ -85,6 +85,33 @@ public static class Report
 
     private static string Ratio(double a, double b) => b > 0 && a > 0 ? $"{a / b:F2}x" : "—";
 
+    /// <summary>"—" for a figure an engine cannot report (NaN).</summary>
+    private static string Opt(double v, string fmt = "N0") => double.IsNaN(v) ? "—" : N(v, fmt);
+
+    /// <summary>Each row selected by <paramref name="compared"/> against the same workload's row of <paramref name="baseline"/>.</summary>
+    private static void RatioTable(StringBuilder sb, IReadOnlyList<PhaseResult> results, string baseline, string title, Func<PhaseResult, bool> compared)
+    {
+        var bases = results.Where(r => r.Engine == baseline).ToDictionary(r => r.Workload);
+        var others = results.Where(r => r.Engine != baseline && compared(r)).ToList();
+        if (bases.Count == 0 || others.Count == 0) return;
+        sb.AppendLine($"## {title}");
+        sb.AppendLine();
+        sb.AppendLine("ops/s: higher is better; latency, time and RSS: lower is better.");
+        sb.AppendLine();
+        sb.AppendLine("| engine | workload | ops/s | p50 | p99 | time | peak RSS |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+        foreach (var r in others)
+        {
+            if (!bases.TryGetValue(r.Workload, out var b)) continue;
+            if (r.Timed)
+                sb.AppendLine($"| {r.Engine} | {r.Workload} | {Ratio(r.OpsPerSec, b.OpsPerSec)} | {Ratio(r.P50Us, b.P50Us)} | {Ratio(r.P99Us, b.P99Us)} | " +
+                              $"{Ratio(r.Seconds, b.Seconds)} | {Ratio(r.RssMaxMiB, b.RssMaxMiB)} |");
+            else
+                sb.AppendLine($"| {r.Engine} | {r.Workload} | — | — | — | {Ratio(r.Seconds, b.Seconds)} | {Ratio(r.RssMaxMiB, b.RssMaxMiB)} |");
+        }
+        sb.AppendLine();
+    }
+
     public static string Render(IReadOnlyList<PhaseResult> results, IReadOnlyList<string> notes)
     {
         var sb = new StringBuilder();
@@ -96,35 +123,17 @@ public static class Report
         {
             var check = r.Workload == EngineUtil.Flush ? "" : r.Errors == 0 ? "ok" : $"**{r.Errors} WRONG**";
             if (r.Timed)
-                sb.AppendLine($"| {r.Engine} | {r.Workload} | {N(r.OpsPerSec)} | {Us(r.P50Us)} | {Us(r.P99Us)} | {Us(r.P999Us)} | {N(r.Seconds, "F2")} | {N(r.GcPauseSec, "F2")} | " +
-                              $"{N(r.RssMaxMiB)} | {N(r.AllocBytesPerOp)} | {(r.StorePutsPer1k is { } p ? N(p, "F2") : "—")} | " +
+                sb.AppendLine($"| {r.Engine} | {r.Workload} | {N(r.OpsPerSec)} | {Us(r.P50Us)} | {Us(r.P99Us)} | {Us(r.P999Us)} | {N(r.Seconds, "F2")} | {Opt(r.GcPauseSec, "F2")} | " +
+                              $"{N(r.RssMaxMiB)} | {Opt(r.AllocBytesPerOp)} | {(r.StorePutsPer1k is { } p ? N(p, "F2") : "—")} | " +
                               $"{(r.StoreGetsPer1k is { } g ? N(g, "F2") : "—")} | {check} |");
             else
-                sb.AppendLine($"| {r.Engine} | {r.Workload} | — | — | — | — | {N(r.Seconds, "F2")} | {N(r.GcPauseSec, "F2")} | {N(r.RssMaxMiB)} | — | — | — | {check} |");
+                sb.AppendLine($"| {r.Engine} | {r.Workload} | — | — | — | — | {N(r.Seconds, "F2")} | {Opt(r.GcPauseSec, "F2")} | {N(r.RssMaxMiB)} | — | — | — | {check} |");
         }
         sb.AppendLine();
 
-        var rocks = results.Where(r => r.Engine == "RocksDB").ToDictionary(r => r.Workload);
-        var others = results.Where(r => r.Engine != "RocksDB").ToList();
-        if (rocks.Count > 0 && others.Count > 0)
-        {
-            sb.AppendLine("## Ratios vs RocksDB (same run)");
-            sb.AppendLine();
-            sb.AppendLine("ops/s: higher is better; latency, time and RSS: lower is better.");
-            sb.AppendLine();
-            sb.AppendLine("| engine | workload | ops/s | p50 | p99 | time | peak RSS |");
-            sb.AppendLine("|---|---|---:|---:|---:|---:|---:|");
-            foreach (var r in others)
-            {
-                if (!rocks.TryGetValue(r.Workload, out var b)) continue;
-                if (r.Timed)
-                    sb.AppendLine($"| {r.Engine} | {r.Workload} | {Ratio(r.OpsPerSec, b.OpsPerSec)} | {Ratio(r.P50Us, b.P50Us)} | {Ratio(r.P99Us, b.P99Us)} | " +
-                                  $"{Ratio(r.Seconds, b.Seconds)} | {Ratio(r.RssMaxMiB, b.RssMaxMiB)} |");
-                else
-                    sb.AppendLine($"| {r.Engine} | {r.Workload} | — | — | — | {Ratio(r.Seconds, b.Seconds)} | {Ratio(r.RssMaxMiB, b.RssMaxMiB)} |");
-            }
-            sb.AppendLine();
-        }
+        RatioTable(sb, results, "RocksDB", "Ratios vs RocksDB (same run)", r => r.Engine != "RocksDB");
+        RatioTable(sb, results, "SlateDB", "Ratios Slate / SlateDB-via-Node (same run; BENCHMARKS.md: Slate >= SlateDB on every workload)",
+            r => r.Engine == "Slate");
 
         sb.AppendLine("## Notes");
         sb.AppendLine();
@@ -137,6 +146,10 @@ public static class Report
         sb.AppendLine("- obj PUTs/GETs: requests reaching Slate's object store (MeteredObjectStore under the engine's retrying wrapper; GETs = Get + GetRange). " +
                       "The load's PUTs include WAL uploads (100 ms interval) and L0 SSTs; the durable run's are WAL uploads (plus any manifest writes).");
         sb.AppendLine("- durable: Slate's local store fsyncs each object (and its folder); RocksDB sync=true fsyncs the WAL; ZoneTree SyncWALAsync fsyncs its WAL.");
+        if (results.Any(r => r.Engine == "SlateDB"))
+            sb.AppendLine("- SlateDB runs in a node child process (bench/slatedb-bench.mjs): its latencies include the Node binding's crossing per operation " +
+                          "(that is SlateDB-via-Node by definition), its peak RSS is the node process's own, its obj PUTs are files added under its database folder, " +
+                          "and its alloc and GC columns are not observable (—).");
         sb.AppendLine("- The machine is shared with other jobs: only ratios from one run are meaningful, and even those are noisy.");
         return sb.ToString();
     }
