@@ -24,7 +24,7 @@ public sealed record IdleResult(double Seconds, StoreMetrics Requests)
 }
 
 /// <summary>W8 kill-and-reopen of Slate.</summary>
-public sealed record RecoveryResult(int Acked, double ChildSeconds, double ReopenSec, StoreMetrics OpenRequests, long Missing, long ExtraPresent, long Probed, string Detail);
+public sealed record RecoveryResult(int Acked, double ChildSeconds, double ReopenSec, StoreMetrics OpenRequests, long Missing, long ExtraPresent, long Probed);
 
 /// <summary>W8: Slate only. Idle request rate, and reopen after a killed writer (none of its acknowledged writes may be lost).</summary>
 public static class Recovery
@@ -36,14 +36,15 @@ public static class Recovery
 
     /// <summary>
     /// The hidden child: opens Slate (defaults + common setup) at args[0], prints "ready", then
-    /// writes durable puts one at a time without end, printing "ack &lt;i&gt;" after each is durable.
-    /// The parent kills it.
+    /// writes durable puts one at a time, printing "ack &lt;i&gt;" after each is durable. The parent
+    /// kills it; it stops by itself after args[3] puts (and a broken stdout pipe ends it too).
     /// </summary>
     public static async Task<int> ChildAsync(string[] args)
     {
         var dir = args[0];
         var records = int.Parse(args[1], CultureInfo.InvariantCulture);
         var cache = long.Parse(args[2], CultureInfo.InvariantCulture);
+        var limit = long.Parse(args[3], CultureInfo.InvariantCulture);
         var w = new Workload(1, 1, 1);
         var db = await SlateSuiteDb.OpenAsync(dir, SuiteDbs.SlateOptions(cache));
         var client = db.Client;
@@ -51,7 +52,7 @@ public static class Recovery
         var stdout = Console.Out;
         stdout.WriteLine("ready");
         stdout.Flush();
-        for (long i = 0; ; i++)
+        for (long i = 0; i < limit; i++)
         {
             var id = ChildId(records, i);
             Workload.WriteKey(key, id);
@@ -60,6 +61,9 @@ public static class Recovery
             stdout.WriteLine($"ack {i}");
             stdout.Flush();
         }
+        // not killed (the parent is gone or broken): stop on our own
+        await db.DisposeAsync();
+        return 3;
     }
 
     private static ProcessStartInfo Self(params string[] args)
@@ -94,23 +98,33 @@ public static class Recovery
             await db.Client.FlushAsync(FlushType.MemTable);
         }
 
-        var psi = Self(ChildMode, dir, records.ToString(CultureInfo.InvariantCulture), cache.ToString(CultureInfo.InvariantCulture));
+        var psi = Self(ChildMode, dir, records.ToString(CultureInfo.InvariantCulture), cache.ToString(CultureInfo.InvariantCulture),
+            (acks * 4L + 10_000).ToString(CultureInfo.InvariantCulture));
         var sw = Stopwatch.StartNew();
         using var child = Process.Start(psi) ?? throw new InvalidOperationException("could not start the child");
         var stderr = child.StandardError.ReadToEndAsync();
         var acked = -1L;
         var ready = false;
-        while (acked + 1 < acks)
+        var exitedEarly = false;
+        double childSec;
+        try
         {
-            var line = await child.StandardOutput.ReadLineAsync();
-            if (line is null) break;
-            if (line == "ready") { ready = true; sw.Restart(); }
-            else if (line.StartsWith("ack ", StringComparison.Ordinal)) acked = long.Parse(line.AsSpan(4), CultureInfo.InvariantCulture);
+            while (acked + 1 < acks)
+            {
+                var line = await child.StandardOutput.ReadLineAsync();
+                if (line is null) break;
+                if (line == "ready") { ready = true; sw.Restart(); }
+                else if (line.StartsWith("ack ", StringComparison.Ordinal)) acked = long.Parse(line.AsSpan(4), CultureInfo.InvariantCulture);
+            }
         }
-        var childSec = sw.Elapsed.TotalSeconds;
-        var exitedEarly = child.HasExited;
-        if (!exitedEarly) child.Kill(entireProcessTree: true);
-        await child.WaitForExitAsync();
+        finally
+        {
+            // the kill under test, and the clean-up when anything above failed
+            childSec = sw.Elapsed.TotalSeconds;
+            exitedEarly = child.HasExited;
+            if (!exitedEarly) child.Kill(entireProcessTree: true);
+            await child.WaitForExitAsync();
+        }
         var err = await stderr;
         if (!ready || acked + 1 < acks)
             throw new InvalidOperationException($"the W8 child stopped after {acked + 1} acknowledgements (exit code {(exitedEarly ? child.ExitCode : -1)}): {err}");
@@ -159,7 +173,7 @@ public static class Recovery
             await client.CloseAsync(new CloseOptions { FlushOnClose = null });
         }
         log($"Slate W8: reopened in {reopen:F3} s; {missing} acknowledged writes missing; {extra} unacknowledged present");
-        return new RecoveryResult((int)(acked + 1), childSec, reopen, openReq, missing, extra, probed, $"durable status at open: {openReq.Requests} requests");
+        return new RecoveryResult((int)(acked + 1), childSec, reopen, openReq, missing, extra, probed);
     }
 
     /// <summary>Opens the database with the default options and counts object-store requests for <paramref name="seconds"/> with no writes.</summary>

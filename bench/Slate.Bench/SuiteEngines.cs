@@ -36,6 +36,13 @@ public interface ISuiteDb : IAsyncDisposable
     /// <summary>Object-store counters (Slate only).</summary>
     StoreMetrics? Metrics { get; }
 
+    /// <summary>
+    /// True when puts complete asynchronously (Slate hands each batch to its writer loop): W2 then
+    /// drives the writers as async tasks; engines whose calls block (RocksDB, ZoneTree) get
+    /// dedicated threads so that they do not hold the thread pool.
+    /// </summary>
+    bool AsyncPuts { get; }
+
     /// <summary>Bytes of the SSTs the current state references (Slate: latest manifest; others: null).</summary>
     Task<long?> LiveBytesAsync();
 }
@@ -117,6 +124,7 @@ public sealed class SlateSuiteDb : ISuiteDb
     public string Dir { get; }
     public SlateClient Client => _db;
     public StoreMetrics? Metrics => _metered.Snapshot();
+    public bool AsyncPuts => true;
 
     private SlateSuiteDb(string dir, SlateClient db, MeteredObjectStore metered, LocalFileObjectStore local)
     {
@@ -220,6 +228,7 @@ public sealed class RocksSuiteDb : ISuiteDb
     public string Name => "RocksDB";
     public string Dir { get; }
     public StoreMetrics? Metrics => null;
+    public bool AsyncPuts => false;
 
     public RocksSuiteDb(string dir, long blockCacheBytes)
     {
@@ -298,6 +307,7 @@ public sealed class ZoneTreeSuiteDb : ISuiteDb
     public string Name => "ZoneTree";
     public string Dir { get; }
     public StoreMetrics? Metrics => null;
+    public bool AsyncPuts => false;
 
     public ZoneTreeSuiteDb(string dir)
     {
