@@ -278,7 +278,8 @@ public sealed class RocksSuiteDb : ISuiteDb
                        Prop("rocksdb.num-running-flushes") != 0 || Prop("rocksdb.mem-table-flush-pending") != 0;
             quiet = busy ? 0 : quiet + 1;
             if (quiet >= 5)
-                return new QuietResult(sw.Elapsed.TotalSeconds - 0.4, $"L0 files={Prop("rocksdb.num-files-at-level0")}, L1={Prop("rocksdb.num-files-at-level1")}, L2={Prop("rocksdb.num-files-at-level2")}", false);
+                return new QuietResult(sw.Elapsed.TotalSeconds - 0.4,
+                    "files per level L0..L6 = " + string.Join(' ', Enumerable.Range(0, 7).Select(l => Prop($"rocksdb.num-files-at-level{l}"))), false);
             await Task.Delay(100);
         }
         return new QuietResult(sw.Elapsed.TotalSeconds, $"NOT QUIET after {timeout.TotalSeconds:F0} s", true);

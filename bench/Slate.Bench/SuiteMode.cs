@@ -151,7 +151,10 @@ public static class SuiteMode
         foreach (var e in engines)
         {
             var name = SuiteDbs.DisplayName(e);
-            Log($"{name}: starting (RSS {RssSampler.Current() / 1048576.0:F0} MiB)");
+            EngineUtil.Settle();
+            var baseline = RssSampler.Current() / 1048576.0;
+            notes.Add($"{name}: RSS before it started {baseline:F0} MiB (engines run one after another in one process; peak RSS figures are the whole process's).");
+            Log($"{name}: starting (RSS {baseline:F0} MiB)");
             ISuiteDb? loaded = null;
             try
             {
