@@ -224,7 +224,8 @@ public static class Recovery
             sb.AppendLine();
             sb.AppendLine("- A child process (this program, hidden mode) opens the database (defaults; a flushed load already in it), writes one durable put at a time and prints each " +
                           "acknowledgement; it is killed (Process.Kill) as soon as the N-th arrives, with its next put in flight. Reopen = SlateClient.OpenAsync in this process " +
-                          "(fences the dead writer, replays the WAL). Every acknowledged write and a sample of the loaded keys are then read back.");
+                          "(fences the dead writer, replays the WAL). Every acknowledged write and a sample of the loaded keys are then read back. " +
+                          "The child keeps writing until the kill lands, so writes it acknowledged after the N-th (not yet read here) show up as unacknowledged present.");
             sb.AppendLine();
         }
         return sb.ToString();
