@@ -8,6 +8,11 @@ using Slate.Bench;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+if (args.Length > 0 && args[0] == "suite")
+    return await SuiteMode.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == Recovery.ChildMode)
+    return await Recovery.ChildAsync(args[1..]);
+
 if (args.Length == 0 || args[0] != "quick")
 {
     Console.Error.WriteLine("""

@@ -15,11 +15,10 @@ public sealed class RocksRunner : IEngineRunner
         "compression=none, write_buffer_size=64 MiB, WAL on, auto compaction on (defaults: leveled, 2 background jobs); " +
         "load/reads: WriteOptions sync=false, default ReadOptions; durable run: WriteOptions sync=true (fsync per put)";
 
-    public Task RunAsync(Workload w, BenchConfig config, RssSampler rss, Action<PhaseResult> add)
+    /// <summary>The options of every run (also the suite mode's): the block cache and table options must be kept alive with them.</summary>
+    internal static (DbOptions Options, Cache Cache, BlockBasedTableOptions Table) CreateOptions(long blockCacheBytes)
     {
-        var dir = Path.Combine(config.Root, "rocksdb");
-        Directory.CreateDirectory(dir);
-        var cache = Cache.CreateLru((ulong)config.BlockCacheBytes);
+        var cache = Cache.CreateLru((ulong)blockCacheBytes);
         var table = new BlockBasedTableOptions()
             .SetBlockSize(4096)
             .SetBlockCache(cache)
@@ -30,6 +29,14 @@ public sealed class RocksRunner : IEngineRunner
             .SetCompression(Compression.No)
             .SetWriteBufferSize(64UL * 1024 * 1024)
             .SetBlockBasedTableFactory(table);
+        return (options, cache, table);
+    }
+
+    public Task RunAsync(Workload w, BenchConfig config, RssSampler rss, Action<PhaseResult> add)
+    {
+        var dir = Path.Combine(config.Root, "rocksdb");
+        Directory.CreateDirectory(dir);
+        var (options, cache, table) = CreateOptions(config.BlockCacheBytes);
         var noSync = new WriteOptions().SetSync(false);
         var sync = new WriteOptions().SetSync(true);
 

@@ -30,7 +30,7 @@ public sealed class ZoneTreeRunner : IEngineRunner
         "load/reads: WAL mode AsyncCompressed (the default; queued writes, no fsync); flush = MoveMutableSegmentForward + merge to disk; " +
         "durable run: tree reopened with WAL mode Sync and every Upsert followed by SyncWALAsync (Sync mode alone writes but never fsyncs)";
 
-    private static IZoneTree<Memory<byte>, Memory<byte>> Open(string dir, WriteAheadLogMode mode) =>
+    internal static IZoneTree<Memory<byte>, Memory<byte>> Open(string dir, WriteAheadLogMode mode) =>
         new ZoneTreeFactory<Memory<byte>, Memory<byte>>()
             .SetComparer(new UnsignedBytesComparer())
             .SetDataDirectory(dir)
