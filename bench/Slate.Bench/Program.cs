@@ -8,6 +8,9 @@ using Slate.Bench;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 
+if (args.Length > 0 && args[0] == "cloud")
+    return await CloudMode.RunAsync(args);
+
 if (args.Length == 0 || args[0] != "quick")
 {
     Console.Error.WriteLine("""
