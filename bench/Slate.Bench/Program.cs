@@ -12,6 +12,8 @@ if (args.Length > 0 && args[0] == "suite")
     return await SuiteMode.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == Recovery.ChildMode)
     return await Recovery.ChildAsync(args[1..]);
+if (args.Length > 0 && args[0] == "cloud")
+    return await CloudMode.RunAsync(args);
 
 if (args.Length == 0 || args[0] != "quick")
 {

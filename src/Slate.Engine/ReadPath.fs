@@ -566,8 +566,23 @@ module ReadPath =
 
                                     i <- i + 1
 
-                                // the key continues into the next block only if it ends this one
-                                if i < rows.Length then fin <- true else blk <- blk + 1
+                                // the key can continue into the next block only if it ends this one
+                                // and the next block's index key is not above it: a block's index
+                                // key is a separator > the previous block's last key, equal to the
+                                // key itself when its versions straddle the two blocks. So a key that
+                                // merely ends this block costs no second GET.
+                                if i < rows.Length then
+                                    fin <- true
+                                elif
+                                    blk + 1 < s.Meta.Index.Length
+                                    && Bytes.compareSpan
+                                        (ReadOnlySpan s.Meta.Index[blk + 1].FirstKey)
+                                        (ReadOnlySpan key)
+                                       <= 0
+                                then
+                                    blk <- blk + 1
+                                else
+                                    fin <- true
 
                             return List.ofSeq acc
                 }

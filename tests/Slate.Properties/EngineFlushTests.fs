@@ -706,6 +706,77 @@ let private readAheadTests =
           } ]
 
 // ---------------------------------------------------------------------------------------------
+// Point-read GETs
+// ---------------------------------------------------------------------------------------------
+
+let private pointReadGetTests =
+    testList
+        "point-read GETs"
+        // Keys longer than their block separators (as in BENCHMARKS.md: a block's index key is the
+        // shortest prefix above the previous block's last key), so the index names each key's block.
+        [ test
+              "an uncached point read costs exactly one range GET once the SST is open, also for the last key of a block" {
+              let metered = MeteredObjectStore(mem ())
+              let store = metered :> IObjectStore
+
+              let o =
+                  { flushOptions with
+                      BlockSize = 1024
+                      L0SstSizeBytes = 1L <<< 20 }
+
+              let db = openDb store "pr" o
+              let n = 400
+
+              for i in 0 .. n - 1 do
+                  put db (sprintf "k%04d-000000000000" i) (pad 100 (string i)) |> ignore
+
+              awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+              let l0 = (latest store "pr").L0
+              Expect.equal l0.Length 1 "one L0 SST"
+              let uncached = { readOpts with CacheBlocks = false }
+              // opens the SST: index and filter enter the metadata cache
+              Expect.equal (get db uncached "k0000-000000000000") (Some(pad 100 "0")) "first key"
+              let open' = db.Tables.TryGetOpen l0.Head
+              Expect.isSome open' "the SST is open"
+              let blocks = open'.Value.Meta.Index.Length
+              Expect.isGreaterThan blocks 20 "many blocks (about 9 rows each)"
+              let mutable lastOfBlock = 0
+
+              for i in 0 .. n - 1 do
+                  let key = sprintf "k%04d-000000000000" i
+                  let before = metered.Snapshot()
+                  Expect.equal (get db uncached key) (Some(pad 100 (string i))) key
+                  let d = StoreMetrics.diff (metered.Snapshot()) before
+                  Expect.equal (d.Gets + d.GetRanges) 1L (sprintf "one GET for %s" key)
+
+                  let next = sprintf "k%04d-000000000000" (i + 1)
+                  let b = Sst.candidateBlock open'.Value.Meta.Index (ReadOnlySpan(utf8 key))
+                  let nb = Sst.candidateBlock open'.Value.Meta.Index (ReadOnlySpan(utf8 next))
+
+                  if i < n - 1 && b <> nb then
+                      lastOfBlock <- lastOfBlock + 1
+
+              Expect.isGreaterThanOrEqual lastOfBlock (blocks - 2) "the loop met the last key of (nearly) every block"
+
+              // a key whose versions straddle blocks is still read completely (snapshots keep them)
+              let snaps =
+                  [ for v in 1..40 do
+                        put db "m" (pad 100 (sprintf "m%d" v)) |> ignore
+                        yield v, db.RegisterSnapshot() ]
+
+              awaitU (db.FlushAsync(FlushKind.MemTable, ct))
+              Expect.equal (l0RowsOf store "pr" "m").Length 40 "every version kept"
+
+              for v, s in snaps do
+                  let r = await (db.GetAtAsync(utf8 "m", uncached, s, ct)) |> Option.map valueOf
+
+                  Expect.equal r (Some(pad 100 (sprintf "m%d" v))) (sprintf "version %d" v)
+                  db.ReleaseSnapshot s
+
+              awaitU (db.CloseAsync(None, ct))
+          } ]
+
+// ---------------------------------------------------------------------------------------------
 // TTL (moved from EngineTests)
 // ---------------------------------------------------------------------------------------------
 
@@ -761,4 +832,5 @@ let allTests =
           walDisabledReplayTests
           trackerTests
           readAheadTests
+          pointReadGetTests
           ttlTests ]
