@@ -251,7 +251,7 @@ public static class CloudMode
     private static List<BarRow> Bars(List<CloudRow> rows, List<WalSteady> wal, List<string> profiles, long blockCache, long peak)
     {
         var bars = new List<BarRow>();
-        var main = profiles.Contains("s3-standard") ? "s3-standard" : profiles[0];
+        var main = new[] { "s3-standard", "s3-express" }.FirstOrDefault(profiles.Contains) ?? profiles[0];
         CloudRow? Find(string profile, string workload) => rows.FirstOrDefault(r => r.Profile == profile && r.R.Workload == workload);
         string V(bool ok) => ok ? "PASS" : "MISS";
         var lp = ProfileOf(main);
@@ -264,6 +264,13 @@ public static class CloudMode
             bars.Add(new BarRow($"GETs per uncached point read (W4 cold uniform, {main})", F(cold.GetsPerOp, "F3"), "<= 1.0", V(cold.GetsPerOp <= 1.0), coldNote));
             var p50 = cold.R.P50Us / 1000;
             bars.Add(new BarRow($"Uncached read latency (W4 cold uniform, {main})", $"p50 {p50:F2} ms", $"p50 <= {getP50 + 1:F0} ms (GET p50 {getP50:F0} + 1)", V(p50 <= getP50 + 1), coldNote));
+            if (rows.FirstOrDefault(r => r.Profile == main && r.Id == "cal") is { } cal)
+            {
+                var raw = cal.R.P50Us / 1000;
+                bars.Add(new BarRow($"Uncached read latency over the simulated bucket's own GET (W4 cold p50 - raw 4 KiB GET p50, {main}, same run)",
+                    $"{p50 - raw:F2} ms ({p50:F2} - {raw:F2})", "<= 1 ms", V(p50 - raw <= 1),
+                    "the bar above compares with the table's p50; this one removes the simulator's timer slack and the local read measured in the same run"));
+            }
         }
         if (Find(main, "W5 missing keys inside the key range, filters cached") is { } inRange)
             bars.Add(new BarRow($"GETs per missing-key read (W5, keys inside the key range, filters cached, {main})", F(inRange.GetsPerOp, "F4"), "<= 0.005",
@@ -283,7 +290,10 @@ public static class CloudMode
         if (Find(main, "W3 durable put, 1 writer") is { } d1)
         {
             var p50 = d1.R.P50Us / 1000;
-            bars.Add(new BarRow($"Durable write latency (W3, {main}, 1 writer)", $"p50 {p50:F2} ms", $"p50 <= {2 * putP50:F0} ms (2 x PUT p50)", V(p50 <= 2 * putP50), coldNote));
+            var floor = Find("local", "W3 durable put, 1 writer");
+            var floorNote = floor is null ? "" : $"includes the local file system's own create (write + fsync + link; local profile p50 {floor.R.P50Us / 1000:F2} ms)";
+            bars.Add(new BarRow($"Durable write latency (W3, {main}, 1 writer)", $"p50 {p50:F2} ms", $"p50 <= {2 * putP50:F0} ms (2 x PUT p50)", V(p50 <= 2 * putP50),
+                string.Join("; ", new[] { coldNote, floorNote }.Where(x => !string.IsNullOrEmpty(x)))));
         }
         if (wal.FirstOrDefault(x => x.Profile == "local") is { } lw)
             bars.Add(new BarRow("Non-durable put (local)", $"p50 {lw.PutP50Us:F1} µs, p99 {lw.PutP99Us:F1} µs", "p50 <= 20 µs, p99 <= 100 µs",
@@ -332,21 +342,23 @@ public static class CloudMode
 
         L("## W4 point reads and W5 missing keys");
         L();
-        L("| Profile | Workload | Reads | Ops/s | p50 ms | p99 ms | GETs per 1,000 reads | Wrong | Note |");
-        L("|---|---|---:|---:|---:|---:|---:|---:|---|");
-        foreach (var r in rows.Where(r => r.Id is "W4" or "W5"))
-            L($"| {r.Profile} | {r.R.Workload} | {r.R.Ops:N0} | {r.R.OpsPerSec:N0} | {Ms(r.R.P50Us)} | {Ms(r.R.P99Us)} | {F(r.R.StoreGetsPer1k, "F1")} | {r.R.Errors} | {r.Note} |");
+        L("GETs are of SST objects (`compacted/`); \"other GETs\" are the rest in the same interval (the open client's manifest poll, once a second).");
+        L();
+        L("| Profile | Workload | Reads | Ops/s | p50 ms | p99 ms | SST GETs per 1,000 reads | Other GETs per 1,000 reads | Wrong | Note |");
+        L("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var r in rows.Where(r => r.Id is "cal" or "W4" or "W5"))
+            L($"| {r.Profile} | {r.R.Workload} | {r.R.Ops:N0} | {r.R.OpsPerSec:N0} | {Ms(r.R.P50Us)} | {Ms(r.R.P99Us)} | {F(r.R.StoreGetsPer1k, "F1")} | {F(r.OtherGetsPer1k, "F1")} | {r.R.Errors} | {r.Note} |");
         L();
 
         L("## W7 scans");
         L();
-        L("| Profile | Workload | Ops | Scans/s or rows/s | p50 ms | p99 ms | GETs per scan (per 1,000 rows for the full scan) | Wrong | Note |");
-        L("|---|---|---:|---:|---:|---:|---:|---:|---|");
+        L("| Profile | Workload | Ops | Scans/s or rows/s | p50 ms | p99 ms | SST GETs per scan (per 1,000 rows for the full scan) | Other GETs per 1,000 scans | Wrong | Note |");
+        L("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (var r in rows.Where(r => r.Id == "W7"))
         {
             var full = r.R.Workload.StartsWith("W7 full", StringComparison.Ordinal);
             L($"| {r.Profile} | {r.R.Workload} | {r.R.Ops:N0} | {r.R.OpsPerSec:N0} | {(full ? "" : Ms(r.R.P50Us))} | {(full ? "" : Ms(r.R.P99Us))} | " +
-              $"{(full ? F(r.R.StoreGetsPer1k, "F2") : F(r.GetsPerOp, "F2"))} | {r.R.Errors} | {r.Note} |");
+              $"{(full ? F(r.R.StoreGetsPer1k, "F2") : F(r.GetsPerOp, "F2"))} | {F(r.OtherGetsPer1k, "F1")} | {r.R.Errors} | {r.Note} |");
         }
         L();
 

@@ -17,7 +17,7 @@ public sealed record CloudConfig(
     string Root);
 
 /// <summary>One measured row of the cloud mode: the profile, the BENCHMARKS.md id and the phase result.</summary>
-public sealed record CloudRow(string Profile, string Id, PhaseResult R, string? Note = null)
+public sealed record CloudRow(string Profile, string Id, PhaseResult R, string? Note = null, double? OtherGetsPer1k = null)
 {
     /// <summary>Object-store GETs (whole and ranged) per operation, when counted.</summary>
     public double? GetsPerOp => R.StoreGetsPer1k / 1000.0;
@@ -61,8 +61,15 @@ public sealed class CloudStore
         IObjectStore inner = Double.IsPositiveInfinity(profile.BytesPerSecond) && profile.Get.All(p => p.Milliseconds == 0) && profile.Put.All(p => p.Milliseconds == 0)
             ? Local
             : new LatencyObjectStore(Local, profile, new Random(seed));
-        Metered = new MeteredObjectStore(inner);
+        Classes = new GetClassCounter(inner);
+        Metered = new MeteredObjectStore(Classes);
     }
+
+    /// <summary>GET counts by object class (SST data vs the rest), below the meter.</summary>
+    public GetClassCounter Classes { get; }
+
+    /// <summary>(PUTs, GETs of SST data) so far: what the read phases count per read.</summary>
+    public (long Puts, long Gets) SstCounts() => (Metered.Snapshot().Puts, Classes.SstGets);
 
     public ObjectStore Store => ObjectStore.FromEngine(Metered);
 
@@ -196,7 +203,7 @@ public static class CloudWorkloads
             if (quietPolls >= 2)
             {
                 var runs = m.Compacted.ToList();
-                return $"{m.L0.Length} L0 SSTs, {runs.Count} sorted runs ({string.Join(", ", runs.Select(r => $"SR{r.Id}: {r.Ssts.Length} SSTs"))})";
+                return $"{m.L0.Length} L0 SSTs, {runs.Count} sorted runs" + (runs.Count == 0 ? "" : $" ({string.Join(", ", runs.Select(r => $"SR{r.Id}: {r.Ssts.Length} SSTs"))})");
             }
             if (sw.Elapsed > limit)
                 throw new TimeoutException($"compaction did not go quiet within {limit}");
@@ -207,12 +214,13 @@ public static class CloudWorkloads
     /// <summary>One single-caller pass of point reads; every value is checked.</summary>
     private static async Task<CloudRow> PointReadsAsync(CloudStore s, SlateClient db, Workload w, string id, string name, long[] ids, bool expectHit, RssSampler rss, string? note = null)
     {
-        var ph = new Phase("Slate", name, ids.Length, rss, s.Counts);
+        var ph = new Phase("Slate", name, ids.Length, rss, s.SstCounts);
         var lat = ph.Latencies;
         var keys = new byte[ids.Length][];
         for (var i = 0; i < ids.Length; i++)
             keys[i] = expectHit ? Workload.NewKey(ids[i]) : MissingKeyInRange(ids[i]);
         long errors = 0;
+        var other0 = s.Classes.OtherGets;
         ph.Start();
         for (var i = 0; i < ids.Length; i++)
         {
@@ -221,7 +229,8 @@ public static class CloudWorkloads
             lat[i] = Stopwatch.GetTimestamp() - t0;
             if (expectHit ? v is null || !w.IsValueOf(ids[i], v) : v is not null) errors++;
         }
-        return new CloudRow(s.Profile, id, ph.Stop(ids.Length, errors, countPuts: false, countGets: true), note);
+        var r = ph.Stop(ids.Length, errors, countPuts: false, countGets: true);
+        return new CloudRow(s.Profile, id, r, note, (s.Classes.OtherGets - other0) * 1000.0 / ids.Length);
     }
 
     private static long[] Uniform(long n, int count, int seed)
@@ -237,6 +246,8 @@ public static class CloudWorkloads
     {
         var rows = new List<CloudRow>();
         var missIds = Uniform(c.Records, Math.Max(2000, c.Reads), MissSeed);
+        // other keys for the cached-filter pass: the first pass cached the blocks of its false positives
+        var missIds2 = Uniform(c.Records, missIds.Length, MissSeed + 1);
         var uniformIds = Uniform(c.Records, c.Reads, Workload.ReadSeed);
         var zipfIds = Zipf.Ids(c.Records, c.Reads, 0.99, ZipfSeed);
         var beyond = new long[missIds.Length];
@@ -251,11 +262,14 @@ public static class CloudWorkloads
             Log(r);
         }
 
+        Add(await RawGetsAsync(s, c, rss));
+
         // client A: missing keys (cold metadata, then cached filters), then uniform reads
         await using (var db = await SlateClient.OpenAsync(ReadDb, s.Store, ReadOptions(blockCacheBytes)))
         {
             Add(await PointReadsAsync(s, db, w, "W5", "W5 missing keys inside the key range, fresh client (loads index + filters)", missIds, false, rss));
-            Add(await PointReadsAsync(s, db, w, "W5", "W5 missing keys inside the key range, filters cached", missIds, false, rss));
+            Add(await PointReadsAsync(s, db, w, "W5", "W5 missing keys inside the key range, filters cached", missIds2, false, rss,
+                "other keys than the first pass (whose false-positive blocks are cached)"));
             Add(await PointReadsAsync(s, db, w, "W5", "W5 missing keys beyond the last key", beyond, false, rss));
             Add(await PointReadsAsync(s, db, w, "W4", "W4 point read uniform, cold", uniformIds, true, rss,
                 "block cache empty; SST index + filters loaded by the W5 pass before"));
@@ -278,8 +292,9 @@ public static class CloudWorkloads
         {
             await PointReadsAsync(s, db, w, "setup", "metadata warm-up", missIds, false, rss);
             var starts = Uniform(Math.Max(1, c.Records - 10), c.Scans, ScanSeed);
-            var ph = new Phase("Slate", "W7 10-row scan from a random start, cold", starts.Length, rss, s.Counts);
+            var ph = new Phase("Slate", "W7 10-row scan from a random start, cold", starts.Length, rss, s.SstCounts);
             long errors = 0;
+            var other0 = s.Classes.OtherGets;
             ph.Start();
             for (var i = 0; i < starts.Length; i++)
             {
@@ -298,9 +313,10 @@ public static class CloudWorkloads
                     }
                 }
             }
-            Add(new CloudRow(s.Profile, "W7", ph.Stop(starts.Length, errors, countPuts: false, countGets: true), "ScanOptions defaults (no read-ahead, blocks not cached)"));
+            Add(new CloudRow(s.Profile, "W7", ph.Stop(starts.Length, errors, countPuts: false, countGets: true), "ScanOptions defaults (no read-ahead, blocks not cached)",
+                (s.Classes.OtherGets - other0) * 1000.0 / starts.Length));
 
-            var full = new Phase("Slate", "W7 full scan", 1, rss, s.Counts);
+            var full = new Phase("Slate", "W7 full scan", 1, rss, s.SstCounts);
             long fullErrors = 0, n = 0;
             full.Start();
             var t1 = Stopwatch.GetTimestamp();
@@ -325,6 +341,31 @@ public static class CloudWorkloads
             await db.CloseAsync(new CloseOptions { FlushOnClose = null });
         }
         return rows;
+    }
+
+    /// <summary>
+    /// Calibration: 4 KiB range GETs of an SST straight through the profile's store stack (no
+    /// engine), one at a time, so the W4 cold latency can be compared with what the simulated
+    /// bucket itself takes on this machine (timer slack included).
+    /// </summary>
+    private static async Task<CloudRow> RawGetsAsync(CloudStore s, CloudConfig c, RssSampler rss)
+    {
+        var ssts = await ((IObjectStore)s.Local).ListAsync($"{ReadDb}/compacted/", CancellationToken.None);
+        var target = ssts.OrderByDescending(x => x.Size).First();
+        var n = Math.Min(200, c.Reads);
+        var r = new Random(21);
+        IObjectStore store = s.Metered;
+        var ph = new Phase("Slate", "raw 4 KiB range GET through the profile's store (no engine)", n, rss, s.SstCounts);
+        ph.Start();
+        for (var i = 0; i < n; i++)
+        {
+            var off = r.NextInt64(Math.Max(1, target.Size - 4096));
+            var t0 = Stopwatch.GetTimestamp();
+            var bytes = await store.GetRangeAsync(target.Key, off, off + 4096, CancellationToken.None);
+            ph.Latencies[i] = Stopwatch.GetTimestamp() - t0;
+            if (bytes.Length != 4096) throw new InvalidOperationException($"short range read of {target.Key}");
+        }
+        return new CloudRow(s.Profile, "cal", ph.Stop(n, 0, countPuts: false, countGets: true), "calibration of the simulated bucket");
     }
 
     /// <summary>W3: durable puts from 1, 4, 16, 64 writers into a fresh database of this profile; every put is read back.</summary>

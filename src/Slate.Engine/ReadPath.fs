@@ -455,12 +455,31 @@ type MergingSource(sources: RowSource[], descending: bool) =
             task {
                 if not started then
                     started <- true
+                    // position every source at once: on object storage each SST's first block is
+                    // a GET, and a scan over n SSTs should wait for about one of them, not n in a row
+                    let waiting = ResizeArray<struct (int * Task<bool>)>()
 
                     for i in 0 .. sources.Length - 1 do
-                        let! ok = sources[i].MoveNextAsync ct
+                        let first = sources[i].MoveNextAsync ct
 
-                        if ok then
-                            heap.Enqueue(i, struct (sources[i].Current, i))
+                        if first.IsCompletedSuccessfully then
+                            if first.Result then
+                                heap.Enqueue(i, struct (sources[i].Current, i))
+                        else
+                            waiting.Add(struct (i, first.AsTask()))
+
+                    if waiting.Count > 0 then
+                        // let every fetch finish before anything is rethrown (no source is left running)
+                        try
+                            do! Task.WhenAll(waiting |> Seq.map (fun struct (_, t) -> t :> Task))
+                        with _ ->
+                            ()
+
+                        for struct (i, t) in waiting do
+                            let! ok = t // rethrows the first failure in source order
+
+                            if ok then
+                                heap.Enqueue(i, struct (sources[i].Current, i))
 
                 let mutable result = false
                 let mutable fin = false
