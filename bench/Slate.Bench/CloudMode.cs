@@ -109,12 +109,7 @@ public static class CloudMode
         H("");
         H("## Machine and runtime");
         H("");
-        H($"- OS: {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
-        H($"- CPU: {Report.CpuModel()} x {Environment.ProcessorCount} logical cores");
-        H($"- Memory: {Report.MemTotal()}; load average at start: {Report.LoadAvg()}");
-        H($"- Runtime: {RuntimeInformation.FrameworkDescription}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC, " +
-          $"concurrent={AppContext.TryGetSwitch("System.GC.Concurrent", out var conc) && conc}, latency mode {GCSettings.LatencyMode}" +
-          $"{(Debugger.IsAttached ? ", DEBUGGER ATTACHED" : "")}{(Report.IsOptimized() ? "" : ", NOT AN OPTIMIZED BUILD")}");
+        foreach (var line in Report.MachineLines()) H(line);
         H($"- Engine: Slate.CSharp {EngineUtil.AssemblyVersion(typeof(SlateClient))} (peers cannot run on object storage; Slate only)");
         H($"- Data folder: {root} ({Report.FileSystemOf(root)})");
         H("");

@@ -96,12 +96,7 @@ H($"# Slate quick benchmark ({started:yyyy-MM-dd HH:mm:ss} UTC)");
 H("");
 H("## Machine and runtime");
 H("");
-H($"- OS: {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
-H($"- CPU: {Report.CpuModel()} x {Environment.ProcessorCount} logical cores");
-H($"- Memory: {Report.MemTotal()}; load average at start: {Report.LoadAvg()}");
-H($"- Runtime: {RuntimeInformation.FrameworkDescription}, {(GCSettings.IsServerGC ? "server" : "workstation")} GC, " +
-  $"concurrent={AppContext.TryGetSwitch("System.GC.Concurrent", out var conc) && conc}, latency mode {GCSettings.LatencyMode}" +
-  $"{(Debugger.IsAttached ? ", DEBUGGER ATTACHED" : "")}{(Report.IsOptimized() ? "" : ", NOT AN OPTIMIZED BUILD")}");
+foreach (var line in Report.MachineLines()) H(line);
 H($"- Data folder: {root} ({Report.FileSystemOf(root)})");
 H("");
 H("## Workload");

@@ -8,6 +8,17 @@ namespace Slate.Bench;
 /// <summary>Machine facts and the Markdown tables.</summary>
 public static class Report
 {
+    /// <summary>The "Machine and runtime" bullet lines every mode prints (OS, CPU, memory, runtime and GC).</summary>
+    public static IEnumerable<string> MachineLines()
+    {
+        yield return $"- OS: {System.Runtime.InteropServices.RuntimeInformation.OSDescription} ({System.Runtime.InteropServices.RuntimeInformation.OSArchitecture})";
+        yield return $"- CPU: {CpuModel()} x {Environment.ProcessorCount} logical cores";
+        yield return $"- Memory: {MemTotal()}; load average at start: {LoadAvg()}";
+        yield return $"- Runtime: {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC, " +
+            $"concurrent={AppContext.TryGetSwitch("System.GC.Concurrent", out var conc) && conc}, latency mode {System.Runtime.GCSettings.LatencyMode}" +
+            $"{(Debugger.IsAttached ? ", DEBUGGER ATTACHED" : "")}{(IsOptimized() ? "" : ", NOT AN OPTIMIZED BUILD")}";
+    }
+
     private static string? ProcLine(string file, string prefix)
     {
         try
